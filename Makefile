@@ -1,0 +1,42 @@
+# Stratum: `make demo` runs the app with a demo store; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_CUSTOMERS ?= 3000
+PYTEST_ARGS ?=
+
+.PHONY: install demo test migrate serve worker beat clean messages
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: export STRATUM_DEMO=1
+demo: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup --customers $(DEMO_CUSTOMERS)
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install
+	$(PY) manage.py makemigrations --check --dry-run > /dev/null || (echo "Models and migrations differ: run makemigrations." && exit 1)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+worker: install
+	$(VENV)/bin/celery -A crm worker -l info -Q default,ingest,recompute,train,send
+
+beat: install
+	$(VENV)/bin/celery -A crm beat -l info
+
+clean:
+	rm -rf $(VENV) var/stratum.sqlite3 var/outbox

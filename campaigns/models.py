@@ -1,0 +1,1 @@
+"""Campaign models (campaigns, messages, coupons) arrive with the campaigns issue."""

@@ -1,0 +1,6 @@
+"""The storefront API, version 1: every app's API routes under /api/v1/."""
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("accounts.api.urls")),
+]

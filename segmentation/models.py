@@ -1,0 +1,1 @@
+"""Segmentation models (dimensions, tiers, features, memberships) arrive with the segmentation issue."""
