@@ -165,6 +165,10 @@ CURRENCY = env.str("CURRENCY", default="USD")
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Outside production, WhiteNoise serves straight from the static folders (no collectstatic
+# needed for `make demo`); production serves the collected, hashed and compressed files.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

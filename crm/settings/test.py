@@ -9,3 +9,6 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "10000
 # Parallel test processes (pytest-xdist) share Redis: give each its own key space.
 CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": f"stratum-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"}}
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tests call tasks in process unless a test starts a real worker (tests/workers.py), which
+# switches this off for its own duration.
+CELERY_TASK_ALWAYS_EAGER = True
