@@ -9,3 +9,6 @@ class BaseModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+from .locks import JobLock  # noqa: E402,F401  (registered with the core app)

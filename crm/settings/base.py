@@ -93,6 +93,8 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
+if not DATABASE_URL:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default keeps its SQLite file here
 DATABASES = {
     "default": env.db_url_config(DATABASE_URL)
     if DATABASE_URL
@@ -241,3 +243,7 @@ LOGGING = {
 INGEST_MAX_BATCH = 1000
 INGEST_MAX_FUTURE_SECONDS = 300
 INGEST_MAX_PROPERTIES_BYTES = 4096
+
+# Segmentation: memory for the per-customer aggregation of a recompute (PostgreSQL SET LOCAL),
+# so that it does not spill to disk.
+SEGMENTATION_WORK_MEM = env.str("SEGMENTATION_WORK_MEM", default="256MB")
