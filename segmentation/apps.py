@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class SegmentationConfig(AppConfig):
     name = "segmentation"
     verbose_name = _("Segmentation")
+
+    def ready(self) -> None:
+        from . import privacy  # noqa: F401  (registers the export sections)

@@ -34,3 +34,21 @@ def customer_tiers(*, customer_id: int) -> list[Membership]:
         Membership.objects.filter(customer_id=customer_id, dimension__active=True)
         .select_related("tier", "dimension").order_by("dimension__order", "dimension__slug")
     )
+
+
+def segments_with_counts() -> list:
+    """Segments with `customers` set to the size of their audience now (one COUNT each)."""
+    from accounts.models import Customer
+
+    from .models import Segment
+    from .rules import compile_rule
+
+    as_of = latest_as_of()
+    segments = list(Segment.objects.order_by("name"))
+    for segment in segments:
+        segment.customers = Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q).count()
+    return segments
+
+
+def customer_is_vip(*, customer_id: int) -> bool:
+    return Membership.objects.filter(customer_id=customer_id, tier__is_vip=True, dimension__active=True).exists()

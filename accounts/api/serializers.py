@@ -9,14 +9,17 @@ returns a customer picks it up.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.settings import spectacular_settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from crm.core.money import to_money
+from segmentation.api.serializers import CustomerTierSerializer
 
 from ..models import Customer, Feedback
 
@@ -93,9 +96,27 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.api.auth.ApiKeyAuthentication"
     name = "ApiKeyAuth"
 
+    def get_security_requirement(self, auto_schema):
+        # SPECTACULAR_SETTINGS["SECURITY"] may already require this scheme on every operation.
+        if {self.name: []} in (spectacular_settings.SECURITY or []):
+            return None
+        return {self.name: []}
+
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization",
                 "description": "`Api-Key <key>`. Create a key with `python manage.py create_api_key`."}
+
+
+class StrictFieldsMixin:
+    """Refuse fields the endpoint does not know: with partial updates a misspelt field would
+    otherwise be ignored without a word. Free-form data belongs in `attributes`."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
 
 
 # --- Errors ---------------------------------------------------------------------------------
@@ -109,11 +130,31 @@ class ErrorSerializer(serializers.Serializer):
     extra = serializers.DictField(help_text="Details; validation errors put `{field: [messages]}` under `fields`.")
 
 
+def error_responses(*codes: int) -> dict:
+    """OpenAPI responses for the given error statuses, all in the one error shape."""
+    described = {
+        400: "Validation error: `extra.fields` names each bad field.",
+        401: "Missing or invalid API key.",
+        403: "The API key lacks the scope.",
+        404: "No customer with this external id.",
+        409: "The customer has been erased (`customer_erased`).",
+        413: "Too many items in one request.",
+        429: "Throttled; retry after the `Retry-After` header.",
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in codes}
+
+
 # --- Customers ------------------------------------------------------------------------------
 
 
-class CustomerUpsertInputSerializer(serializers.Serializer):
-    """PUT body. Every field is optional; a field left out keeps its stored value."""
+class CustomerUpsertInputSerializer(StrictFieldsMixin, serializers.Serializer):
+    """PUT body. Every field is optional; a field left out keeps its stored value.
+
+    `external_id` may be repeated in the body (it must then match the URL); the serializer
+    needs `context={"external_id": ...}` for that check and drops the key from its output.
+    """
+
+    external_id = serializers.CharField(required=False, help_text="Optional; must equal the id in the URL.")
 
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, allow_null=True)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
@@ -127,7 +168,13 @@ class CustomerUpsertInputSerializer(serializers.Serializer):
         required=False, help_text="When it changes, the time and the source (`api`) are recorded."
     )
 
+    def validate_external_id(self, value):
+        if value != self.context.get("external_id"):
+            raise serializers.ValidationError("Does not match the external id in the URL.")
+        return value
+
     def validate(self, attrs):
+        attrs.pop("external_id", None)
         # null on a text field means "no value": store the empty string, as the columns do.
         for name in ("email", "name", "phone"):
             if name in attrs and attrs[name] is None:
@@ -138,7 +185,14 @@ class CustomerUpsertInputSerializer(serializers.Serializer):
 
 
 class CustomerOutputSerializer(serializers.ModelSerializer):
-    """How a customer looks on the wire (GET, PUT, erase and the export's `profile`)."""
+    """How a customer looks on the wire (GET, PUT, erase and the export's `profile`).
+
+    `tiers` lists the customer's tier on every dimension (segmentation) and `is_vip` says
+    whether any of them is a VIP tier.
+    """
+
+    tiers = serializers.SerializerMethodField()
+    is_vip = serializers.SerializerMethodField()
 
     class Meta:
         model = Customer
@@ -146,15 +200,29 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "external_id", "email", "name", "phone", "attributes", "signup_at",
             "first_seen_at", "last_seen_at", "source_platform",
             "marketing_consent", "consent_at", "consent_source", "unsubscribed_at",
-            "erased_at", "created_at", "updated_at",
+            "erased_at", "created_at", "updated_at", "is_vip", "tiers",
         ]
         read_only_fields = fields
+
+    def _memberships(self, customer) -> list:
+        if not hasattr(customer, "_tier_memberships"):
+            from segmentation.selectors import customer_tiers
+
+            customer._tier_memberships = customer_tiers(customer_id=customer.pk) if customer.pk else []
+        return customer._tier_memberships
+
+    @extend_schema_field(CustomerTierSerializer(many=True))
+    def get_tiers(self, customer) -> list[dict]:
+        return CustomerTierSerializer(self._memberships(customer), many=True).data
+
+    def get_is_vip(self, customer) -> bool:
+        return any(m.tier.is_vip for m in self._memberships(customer))
 
 
 # --- Catalog -------------------------------------------------------------------------------------
 
 
-class ItemInputSerializer(serializers.Serializer):
+class ItemInputSerializer(StrictFieldsMixin, serializers.Serializer):
     """One catalog item. Only external_id is required; other fields left out keep their stored value
     (or the default for a new item). `active` defaults to true, so an item that an event created
     inactive becomes active when the catalog sends it."""
@@ -196,7 +264,7 @@ class ItemUpsertResultSerializer(serializers.Serializer):
 # --- Feedback ------------------------------------------------------------------------------------
 
 
-class FeedbackInputSerializer(serializers.Serializer):
+class FeedbackInputSerializer(StrictFieldsMixin, serializers.Serializer):
     customer = serializers.CharField(max_length=EXTERNAL_ID_MAX, help_text="The customer's external id; unknown customers are created.")
     text = serializers.CharField(max_length=FEEDBACK_TEXT_MAX, required=False, allow_blank=True, default="")
     rating = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)

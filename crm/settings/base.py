@@ -210,6 +210,13 @@ SPECTACULAR_SETTINGS = {
     },
     "SECURITY": [{"ApiKeyAuth": []}],
     "COMPONENT_SPLIT_REQUEST": True,
+    # The same choice sets appear in several serializers; one schema name each.
+    "ENUM_NAME_OVERRIDES": {
+        "PlatformEnum": "accounts.choices.Platform",
+        "EventTypeEnum": "accounts.choices.EventType",
+        "ConsentSourceEnum": "accounts.choices.ConsentSource",
+        "SentimentLabelEnum": "accounts.choices.SentimentLabel",
+    },
 }
 
 # --- Security (production) -----------------------------------------------------------------
