@@ -19,16 +19,19 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+messages: install
+	$(PY) manage.py compile_translations
+
 migrate: install
 	$(PY) manage.py migrate --noinput
 
 demo: export STRATUM_DEMO=1
-demo: install
+demo: install messages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup --customers $(DEMO_CUSTOMERS)
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install
+test: install messages
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null || (echo "Models and migrations differ: run makemigrations." && exit 1)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

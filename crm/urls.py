@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -11,8 +12,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("customers/", include("accounts.urls")),
     path("", include("crm.core.urls")),
 ]
 
-admin.site.site_header = "Stratum"
-admin.site.site_title = "Stratum admin"
+admin.site.site_header = _("Stratum administration")
+admin.site.site_title = _("Stratum admin")

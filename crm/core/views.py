@@ -1,0 +1,67 @@
+"""Staff web UI: access rules shared by every staff page, login, and the overview page."""
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.mixins import AccessMixin, PermissionRequiredMixin
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+from django.views.generic import TemplateView
+
+from accounts.forms import StaffAuthenticationForm
+from accounts.selectors import overview_figures
+
+from .health import health_status
+
+HEALTH_CACHE_KEY = "ui:health"
+HEALTH_CACHE_SECONDS = 15
+
+
+class StaffRequiredMixin(AccessMixin):
+    """Every staff page: anonymous users go to the login page, signed-in non-staff get 403."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class StaffPermissionRequiredMixin(StaffRequiredMixin, PermissionRequiredMixin):
+    """A staff page that also needs model permissions (`permission_required`); 403 without them."""
+
+
+class StaffLoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = StaffAuthenticationForm
+    redirect_authenticated_user = True
+
+
+class StaffLogoutView(auth_views.LogoutView):
+    """POST only (Django 5): the user menu posts a form with the CSRF token."""
+
+
+def _health() -> tuple[bool, dict]:
+    # The worker ping can take up to a second when no worker answers: keep it off every page view.
+    cached = cache.get(HEALTH_CACHE_KEY)
+    if cached is None:
+        cached = health_status()
+        cache.set(HEALTH_CACHE_KEY, cached, HEALTH_CACHE_SECONDS)
+    return cached
+
+
+class HomeView(StaffRequiredMixin, TemplateView):
+    template_name = "core/home.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        healthy, health = _health()
+        context.update(
+            figures=overview_figures(now=timezone.now()),
+            healthy=healthy,
+            health=health,
+            can_view_customers=self.request.user.has_perm("accounts.view_customer"),
+            can_view_imports=self.request.user.has_perm("accounts.view_dataimport"),
+        )
+        return context
