@@ -15,7 +15,9 @@ from .choices import ApiScope, ConsentSource, EventType, ImportFormat, JobStatus
 class Customer(BaseModel):
     """A storefront's customer, known by the storefront's own id (external_id)."""
 
-    external_id = models.CharField(_("external id"), max_length=128, unique=True)
+    # Unique through Meta.constraints, not unique=True: on PostgreSQL unique=True on a CharField
+    # adds a second, LIKE-pattern index that nothing here uses and every insert pays for.
+    external_id = models.CharField(_("external id"), max_length=128)
     email = models.EmailField(_("e-mail"), max_length=254, blank=True, default="")
     name = models.CharField(_("name"), max_length=200, blank=True, default="")
     phone = models.CharField(_("phone"), max_length=40, blank=True, default="")
@@ -38,10 +40,11 @@ class Customer(BaseModel):
             # Customer-service search: exact e-mail / phone lookups, and the activity scans of segmentation.
             models.Index(fields=["email"], name="customer_email_idx"),
             models.Index(fields=["phone"], name="customer_phone_idx"),
-            models.Index(fields=["last_seen_at"], name="customer_last_seen_idx"),
-            models.Index(fields=["signup_at"], name="customer_signup_idx"),
         ]
+        # No index on first_seen_at/last_seen_at: ingest moves them for every active customer,
+        # and with no index on them PostgreSQL updates the row in place (HOT, see migration 0004).
         constraints = [
+            models.UniqueConstraint(fields=["external_id"], name="customer_external_id_uniq"),
             models.CheckConstraint(condition=~Q(external_id=""), name="customer_external_id_not_empty"),
             models.CheckConstraint(
                 condition=Q(first_seen_at__isnull=True) | Q(last_seen_at__isnull=True) | Q(first_seen_at__lte=models.F("last_seen_at")),
@@ -72,7 +75,7 @@ class Event(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    event_id = models.CharField(_("event id"), max_length=64, unique=True)
+    event_id = models.CharField(_("event id"), max_length=64)  # unique: see Meta.constraints
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(_("type"), max_length=20, choices=EventType.choices)
     item = models.ForeignKey("recommendations.Item", on_delete=models.SET_NULL, null=True, blank=True,
@@ -92,6 +95,7 @@ class Event(models.Model):
             models.Index(fields=["item", "occurred_at"], name="event_item_time_idx", condition=Q(item__isnull=False)),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["event_id"], name="event_event_id_uniq"),
             models.CheckConstraint(condition=~Q(event_id=""), name="event_id_not_empty"),
             # Money: only refunds carry a negative amount.
             models.CheckConstraint(

@@ -13,7 +13,7 @@ class Item(BaseModel):
     event is lost; a later catalog upsert fills them in and activates them.
     """
 
-    external_id = models.CharField(_("external id"), max_length=128, unique=True)
+    external_id = models.CharField(_("external id"), max_length=128)  # unique: see Meta.constraints
     title = models.CharField(_("title"), max_length=300, blank=True, default="")
     category = models.CharField(_("category"), max_length=100, blank=True, default="", db_index=True)
     brand = models.CharField(_("brand"), max_length=100, blank=True, default="")
@@ -28,6 +28,7 @@ class Item(BaseModel):
         verbose_name = _("item")
         verbose_name_plural = _("items")
         constraints = [
+            models.UniqueConstraint(fields=["external_id"], name="item_external_id_uniq"),
             models.CheckConstraint(condition=~Q(external_id=""), name="item_external_id_not_empty"),
             models.CheckConstraint(condition=Q(price__isnull=True) | Q(price__gte=0), name="item_price_gte_0"),
         ]
