@@ -37,7 +37,8 @@ def _check_broker() -> dict:
         return {"status": "up", "mode": "in-process"}
     from crm.celery import app
 
-    with app.connection_for_write() as conn:
+    # The URL from settings (not the app's cached pool), so the check sees the broker as configured now.
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return {"status": "up", "mode": "broker"}
 

@@ -8,7 +8,7 @@ from tests.workers import celery_worker, require_real_services
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def test_worker_runs_an_import_task_that_writes_to_postgresql(tmp_path, monkeypatch):
+def test_worker_runs_an_import_task_that_writes_to_postgresql(tmp_path, monkeypatch, client, settings):
     """The task travels through the broker (not eagerly), the worker runs it, rows land in the test DB."""
     require_real_services()
     monkeypatch.setitem(app.conf, "task_always_eager", False)
@@ -23,6 +23,10 @@ def test_worker_runs_an_import_task_that_writes_to_postgresql(tmp_path, monkeypa
     with celery_worker(queues="ingest,default", log=tmp_path / "worker.log"):
         result = import_transactions.delay(str(csv), "csv")
         import_id = result.get(timeout=60)
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        health = client.get("/healthz")
+    assert health.status_code == 200, health.json()
+    assert health.json()["components"]["worker"]["workers"], "the running worker answers the health check's ping"
 
     run = DataImport.objects.get(pk=import_id)
     assert run.status == "succeeded"
