@@ -55,10 +55,14 @@ def customer_search(*, query: str) -> QuerySet[Customer]:
     return qs.filter(name__istartswith=query)
 
 
-def customer_list(*, query: str = "", sort: str = "-last_seen") -> QuerySet[Customer]:
-    """The staff customer list: search, sort, and only the columns the list shows."""
+def customer_list(*, query: str = "", sort: str = "-last_seen", filters: list[Q] | None = None) -> QuerySet[Customer]:
+    """The staff customer list: search, sort, filters from other apps (tier, segment; see
+    accounts/customer_page.py), and only the columns the list shows."""
     order = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["-last_seen"])
-    return customer_search(query=query).only(*CUSTOMER_LIST_FIELDS).order_by(*order)
+    qs = customer_search(query=query)
+    for q in filters or []:
+        qs = qs.filter(q)
+    return qs.only(*CUSTOMER_LIST_FIELDS).order_by(*order)
 
 
 def customer_events(*, customer: Customer) -> QuerySet[Event]:

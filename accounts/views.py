@@ -7,6 +7,7 @@ from django.views.generic import TemplateView
 
 from crm.core.views import StaffPermissionRequiredMixin
 
+from .customer_page import customer_list_filters, customer_sections
 from .forms import DEFAULT_SORT, CustomerSearchForm
 from .models import Customer
 from .selectors import customer_contact, customer_events, customer_feedback, customer_list
@@ -31,10 +32,12 @@ class CustomerListView(StaffPermissionRequiredMixin, TemplateView):
         query, sort = "", DEFAULT_SORT
         if form.is_bound and form.is_valid():
             query, sort = form.cleaned_data["q"], form.cleaned_data["sort"]
-        page = Paginator(customer_list(query=query, sort=sort), CUSTOMERS_PER_PAGE).get_page(self.request.GET.get("page"))
+        filter_qs, filters = customer_list_filters(self.request)
+        page = Paginator(customer_list(query=query, sort=sort, filters=filter_qs), CUSTOMERS_PER_PAGE).get_page(
+            self.request.GET.get("page"))
         unmasked = can_see_pii(self.request.user)
         rows = [(customer, customer_contact(customer, unmasked=unmasked)) for customer in page.object_list]
-        context.update(form=form, query=query, sort=sort, page_obj=page, rows=rows, masked=not unmasked)
+        context.update(form=form, query=query, sort=sort, page_obj=page, rows=rows, masked=not unmasked, filters=filters)
         return context
 
 
@@ -58,5 +61,6 @@ class CustomerDetailView(StaffPermissionRequiredMixin, TemplateView):
             attributes=sorted((customer.attributes or {}).items()),
             events_page=events,
             feedback_page=feedback,
+            sections=customer_sections(self.request, customer),
         )
         return context

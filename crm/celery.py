@@ -27,6 +27,7 @@ app.conf.update(
     task_routes={
         "accounts.tasks.*": {"queue": "ingest"},
         "segmentation.tasks.*": {"queue": "recompute"},
+        "segmentation.tasks_ml.*": {"queue": "train"},  # model training (segmentation/tasks_ml.py)
         "recommendations.tasks.*": {"queue": "train"},
         "campaigns.tasks.send_*": {"queue": "send"},
         "crm.core.tasks.*": {"queue": "default"},

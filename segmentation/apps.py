@@ -8,3 +8,6 @@ class SegmentationConfig(AppConfig):
 
     def ready(self) -> None:
         from . import privacy  # noqa: F401  (registers the export sections)
+        from .customer_page import register
+
+        register()  # tier sections of the staff customer page, ?tier= and ?segment= on the customer list

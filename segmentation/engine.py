@@ -94,6 +94,19 @@ def _session_tuning() -> None:
         _exec(f"SET LOCAL work_mem = '{settings.SEGMENTATION_WORK_MEM}'")
 
 
+def _subset_tuning() -> None:
+    """An incremental run touches a few customers out of many (PostgreSQL, this transaction).
+
+    Look each one up through the per-customer indexes (events, features, memberships)
+    rather than hashing whole tables, and skip JIT compilation, which the planner's large
+    cost estimates for the big tables would otherwise trigger for a sub-second query.
+    """
+    if _pg():
+        _exec("SET LOCAL enable_hashjoin = off")
+        _exec("SET LOCAL enable_mergejoin = off")
+        _exec("SET LOCAL jit = off")
+
+
 @dataclass
 class Stage:
     timings: dict[str, float] = field(default_factory=dict)
@@ -118,17 +131,30 @@ def _window_params(as_of: datetime) -> dict:
     return params
 
 
-def base_features_sql(*, subset: bool) -> str:
-    """SELECT of one row of base features per customer (as of %(as_of)s)."""
+def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
+    """SELECT of one row of base features per customer (as of %(as_of)s).
+
+    `per_customer` (PostgreSQL, a small subset): aggregate each affected customer's events
+    through the (customer_id, occurred_at) index instead of hashing the whole table.
+    """
+    lateral = subset and _pg() and (per_customer is None or per_customer)
     purchase = "type = 'purchase'"
     money = "type IN ('purchase', 'refund')"
     only = "AND customer_id IN (SELECT customer_id FROM seg_affected)" if subset else ""
     where_c = "WHERE c.id IN (SELECT customer_id FROM seg_affected)" if subset else ""
+    if lateral:
+        only = "AND customer_id = c.id"
+        where_c = ""
     windows = []
     for w in WINDOWS:
         windows.append(f"COUNT(*) FILTER (WHERE {purchase} AND occurred_at > %(t{w})s) AS orders_{w}d")
         windows.append(f"SUM(amount) FILTER (WHERE {money} AND occurred_at > %(t{w})s) AS revenue_{w}d")
     t_prev = f"%(t{2 * TREND_WINDOW})s"
+    source = f"seg_affected a JOIN {CUSTOMER_TABLE} c ON c.id = a.customer_id" if lateral else f"{CUSTOMER_TABLE} c"
+    group = "" if lateral else "GROUP BY customer_id"
+    on_ev, on_s30, on_fb = ("true", "true", "true") if lateral else (
+        "ev.customer_id = c.id", "s30.customer_id = c.id", "fb.customer_id = c.id")
+    lateral_kw = "LATERAL " if lateral else ""
     return f"""
       SELECT c.id AS customer_id,
              COALESCE(c.signup_at, c.first_seen_at) AS joined_at,
@@ -138,36 +164,42 @@ def base_features_sql(*, subset: bool) -> str:
              COALESCE(ev.orders_total, 0) AS orders_total,
              COALESCE(ev.revenue_30d, 0) AS revenue_30d, COALESCE(ev.revenue_90d, 0) AS revenue_90d,
              COALESCE(ev.revenue_365d, 0) AS revenue_365d, COALESCE(ev.revenue_total, 0) AS revenue_total,
-             COALESCE(ev.sessions_30d, 0) AS sessions_30d, COALESCE(ev.events_30d, 0) AS events_30d,
+             COALESCE(s30.sessions_30d, 0) AS sessions_30d, COALESCE(ev.events_30d, 0) AS events_30d,
              fb.avg_sentiment
-        FROM {CUSTOMER_TABLE} c
-        LEFT JOIN (
-          SELECT customer_id,
-                 MIN(occurred_at) FILTER (WHERE {purchase}) AS first_purchase_at,
+        FROM {source}
+        LEFT JOIN {lateral_kw}(
+          SELECT {'' if lateral else 'customer_id, '}MIN(occurred_at) FILTER (WHERE {purchase}) AS first_purchase_at,
                  MAX(occurred_at) FILTER (WHERE {purchase}) AS last_purchase_at,
                  MAX(occurred_at) AS last_activity_at,
                  {', '.join(windows)},
                  COUNT(*) FILTER (WHERE {purchase} AND occurred_at > {t_prev} AND occurred_at <= %(t{TREND_WINDOW})s) AS orders_prev_90d,
                  COUNT(*) FILTER (WHERE {purchase}) AS orders_total,
                  SUM(amount) FILTER (WHERE {money}) AS revenue_total,
-                 COUNT(DISTINCT {_day('occurred_at')}) FILTER (WHERE occurred_at > %(t30)s) AS sessions_30d,
                  COUNT(*) FILTER (WHERE occurred_at > %(t30)s) AS events_30d
             FROM {EVENT_TABLE}
            WHERE occurred_at <= %(as_of)s {only}
-           GROUP BY customer_id
-        ) ev ON ev.customer_id = c.id
-        LEFT JOIN (
-          SELECT customer_id, AVG(sentiment_score) AS avg_sentiment
+           {group}
+        ) ev ON {on_ev}
+        LEFT JOIN {lateral_kw}(
+          -- Apart: a DISTINCT aggregate cannot be computed in parallel or by hashing, and
+          -- would make the whole aggregation above sort every event.
+          SELECT {'' if lateral else 'customer_id, '}COUNT(DISTINCT {_day('occurred_at')}) AS sessions_30d
+            FROM {EVENT_TABLE}
+           WHERE occurred_at > %(t30)s AND occurred_at <= %(as_of)s {only}
+           {group}
+        ) s30 ON {on_s30}
+        LEFT JOIN {lateral_kw}(
+          SELECT {'' if lateral else 'customer_id, '}AVG(sentiment_score) AS avg_sentiment
             FROM {FEEDBACK_TABLE}
            WHERE occurred_at <= %(as_of)s AND sentiment_score IS NOT NULL {only}
-           GROUP BY customer_id
-        ) fb ON fb.customer_id = c.id
+           {group}
+        ) fb ON {on_fb}
         {where_c}"""
 
 
-def build_base(*, as_of: datetime, subset: bool) -> int:
+def build_base(*, as_of: datetime, subset: bool, per_customer: bool | None = None) -> int:
     _drop_temp("seg_base")
-    sql = base_features_sql(subset=subset).replace("%(as_of)s", _param_ts("as_of"))
+    sql = base_features_sql(subset=subset, per_customer=per_customer).replace("%(as_of)s", _param_ts("as_of"))
     if _pg():
         for w in (*WINDOWS, 2 * TREND_WINDOW):
             sql = sql.replace(f"%(t{w})s", _param_ts(f"t{w}"))
@@ -197,21 +229,22 @@ def _rank_score(col: str) -> str:
 def build_scores_full(*, as_of: datetime) -> dict:
     """Scores by rank among buyers; returns each score's lower bound for incremental runs."""
     _drop_temp("seg_scores")
+    # The inputs ride along, so that the bounds below need no join back to seg_base.
     _exec(f"""CREATE TEMP TABLE seg_scores AS
               SELECT customer_id, {_rank_score('last_purchase_at')} AS r_score,
-                     {_rank_score('orders_total')} AS f_score, {_rank_score('revenue_total')} AS m_score
+                     {_rank_score('orders_total')} AS f_score, {_rank_score('revenue_total')} AS m_score,
+                     last_purchase_at, orders_total, revenue_total
                 FROM seg_base WHERE orders_total > 0""")
     bounds: dict[str, dict[str, float]] = {}
     with connection.cursor() as cur:
         for key, col in SCORE_INPUTS.items():
             if key == "r":
-                expr = (f"EXTRACT(EPOCH FROM ({_param_ts('as_of')} - b.last_purchase_at)) / 86400" if _pg()
-                        else "julianday(%(as_of)s) - julianday(b.last_purchase_at)")
+                expr = (f"EXTRACT(EPOCH FROM ({_param_ts('as_of')} - MIN(last_purchase_at))) / 86400" if _pg()
+                        else "julianday(%(as_of)s) - julianday(MIN(last_purchase_at))")
                 # R: a smaller age is better, so each score's bound is its largest age.
-                cur.execute(f"SELECT s.r_score, MAX({expr}) FROM seg_scores s JOIN seg_base b USING (customer_id) GROUP BY s.r_score",
-                            {"as_of": _ts(as_of)})
+                cur.execute(f"SELECT r_score, {expr} FROM seg_scores GROUP BY r_score", {"as_of": _ts(as_of)})
             else:
-                cur.execute(f"SELECT s.{key}_score, MIN(b.{col}) FROM seg_scores s JOIN seg_base b USING (customer_id) GROUP BY s.{key}_score")
+                cur.execute(f"SELECT {key}_score, MIN({col}) FROM seg_scores GROUP BY {key}_score")
             bounds[key] = {str(score): float(value) for score, value in cur.fetchall()}
     return bounds
 
@@ -335,9 +368,64 @@ def write_features(*, as_of: datetime, computed_at: datetime, subset: bool) -> i
     params = {"as_of": _ts(as_of), "computed_at": _ts(computed_at)}
     if subset:
         _exec(f"DELETE FROM {FEATURE_TABLE} WHERE customer_id IN (SELECT customer_id FROM seg_affected)")
+    elif _pg():
+        return _replace_features_table(f"INSERT INTO {FEATURE_TABLE}__new ({columns}) {select} ORDER BY b.customer_id",
+                                       params)
     else:
-        _exec(f"TRUNCATE {FEATURE_TABLE}" if _pg() else f"DELETE FROM {FEATURE_TABLE}")
+        _exec(f"DELETE FROM {FEATURE_TABLE}")
     return _exec(f"INSERT INTO {FEATURE_TABLE} ({columns}) {select}", params)
+
+
+def _replace_features_table(insert_sql: str, params: dict) -> int:
+    """PostgreSQL full run: write the features into a fresh table and swap it in.
+
+    Every row changes on every full run (as_of and the day counts move), and rewriting a
+    million rows in place is the slowest way to write them: each row is checked against
+    the customer foreign key (a row lock per customer) and inserted into four indexes one
+    by one, through a small buffer cache. A fresh table is filled in bulk in customer order,
+    its indexes are built in one pass each, the foreign key is validated with one anti-join,
+    and the swap (drop, rename) holds the table's lock only for the last few statements.
+    Names of the table, indexes and constraints stay those the migrations created.
+    """
+    table, new = FEATURE_TABLE, f"{FEATURE_TABLE}__new"
+    _drop_temp(new)
+    # LIKE copies columns, NOT NULL, CHECK constraints (with their names) and storage.
+    _exec(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)")
+    rows = _exec(insert_sql, params)
+    with connection.cursor() as cur:
+        cur.execute("""SELECT i.relname, pg_get_indexdef(i.oid), c.conname, c.contype
+                         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                         LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = x.indrelid
+                        WHERE x.indrelid = %s::regclass""", [table])
+        indexes = cur.fetchall()
+        cur.execute("""SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+                        WHERE conrelid = %s::regclass AND contype = 'f'""", [table])
+        foreign_keys = cur.fetchall()
+    renames = []
+    for n, (name, definition, constraint, contype) in enumerate(indexes):
+        tmp = f"seg_features_new_idx{n}"
+        on_new = definition.replace(f" ON public.{table} ", f" ON public.{new} ").replace(f" ON {table} ", f" ON {new} ")
+        _exec(on_new.replace(f"INDEX {name} ON", f"INDEX {tmp} ON", 1))
+        renames.append((tmp, name, constraint, contype))
+    _exec(f"ANALYZE {new}")
+    # The swap: from here to the commit, readers of the table wait (a few short statements).
+    # Checks still deferred on the old table (rows written earlier in an enclosing
+    # transaction) run now, as DROP TABLE needs; Django's foreign keys are all deferred.
+    _exec("SET CONSTRAINTS ALL IMMEDIATE")
+    _exec("SET CONSTRAINTS ALL DEFERRED")
+    _exec(f"DROP TABLE {table}")
+    _exec(f"ALTER TABLE {new} RENAME TO {table}")
+    for tmp, name, constraint, contype in renames:
+        if contype in ("p", "u"):
+            kind = "PRIMARY KEY" if contype == "p" else "UNIQUE"
+            _exec(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {kind} USING INDEX {tmp}")
+        else:
+            _exec(f"ALTER INDEX {tmp} RENAME TO {name}")
+    # Customers deleted while the new table was filled would fail the foreign key.
+    _exec(f"DELETE FROM {table} f WHERE NOT EXISTS (SELECT 1 FROM {CUSTOMER_TABLE} c WHERE c.id = f.customer_id)")
+    for name, definition in foreign_keys:
+        _exec(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+    return rows
 
 
 # ---------------------------------------------------------------------------------------
@@ -367,86 +455,232 @@ def dimensions_in_order(dimensions: Iterable[Dimension], *, as_of: datetime) -> 
     return ordered
 
 
-def assignment_queryset(dimension: Dimension, *, as_of: datetime):
-    """Customer ids with their tier on `dimension`: first matching rule in order, else fallback."""
-    tiers = list(dimension.tiers.all().order_by("order", "id"))
+def tier_case(dimension: Dimension, *, as_of: datetime):
+    """The ORM expression of a customer's tier on `dimension`: first matching rule in order, else fallback."""
+    tiers = sorted(dimension.tiers.all(), key=lambda t: (t.order, t.id))
     fallback = dimension.fallback_tier_id or (tiers[-1].id if tiers else None)
     whens = []
     for tier in tiers:
         compiled = compile_rule(tier.rule, as_of=as_of, dimension=dimension.slug)
         if not compiled.matches_nobody:
             whens.append(When(compiled.q, then=Value(tier.id)))
-    tier_expr = Case(*whens, default=Value(fallback), output_field=BigIntegerField()) if whens else Value(
-        fallback, output_field=BigIntegerField())
-    return Customer.objects.annotate(_tier=tier_expr).values_list("id", "_tier")
+    if whens:
+        return Case(*whens, default=Value(fallback), output_field=BigIntegerField())
+    return Value(fallback, output_field=BigIntegerField())
+
+
+def assignment_queryset(dimension: Dimension, *, as_of: datetime):
+    """Customer ids with their tier on `dimension`: first matching rule in order, else fallback."""
+    return Customer.objects.annotate(_tier=tier_case(dimension, as_of=as_of)).values_list("id", "_tier")
+
+
+def _dimension_levels(dims: list[Dimension], *, as_of: datetime) -> list[list[Dimension]]:
+    """Dimensions (in dependency order) grouped so that none refers to the tiers of one in its group.
+
+    A group is assigned in one pass; a dimension whose rules read another's tiers waits for
+    the group that writes them.
+    """
+    levels: list[list[Dimension]] = []
+    placed_in: dict[str, int] = {}
+    for dim in dims:
+        refs: set[str] = set()
+        for tier in dim.tiers.all():
+            refs |= compile_rule(tier.rule, as_of=as_of, dimension=dim.slug).tier_refs
+        level = 1 + max((placed_in[r] for r in refs if r in placed_in), default=-1)
+        while len(levels) <= level:
+            levels.append([])
+        levels[level].append(dim)
+        placed_in[dim.slug] = level
+    return levels
+
+
+def _build_overrides(*, as_of: datetime) -> None:
+    """seg_overrides: the override in force at as_of per (customer, dimension), the latest one winning."""
+    _drop_temp("seg_overrides")
+    table = TierOverride._meta.db_table
+    if _pg():
+        _exec(f"""CREATE TEMP TABLE seg_overrides AS
+                  SELECT DISTINCT ON (customer_id, dimension_id) customer_id, dimension_id, tier_id
+                    FROM {table}
+                   WHERE revoked_at IS NULL AND created_at <= {_param_ts('as_of')} AND expires_at > {_param_ts('as_of')}
+                   ORDER BY customer_id, dimension_id, created_at DESC, id DESC""", {"as_of": _ts(as_of)})
+        _exec("ANALYZE seg_overrides")
+    else:
+        _exec(f"""CREATE TEMP TABLE seg_overrides AS
+                  SELECT customer_id, dimension_id, tier_id FROM {table} t
+                   WHERE revoked_at IS NULL AND created_at <= %(as_of)s AND expires_at > %(as_of)s
+                     AND NOT EXISTS (SELECT 1 FROM {table} t2
+                                      WHERE t2.customer_id = t.customer_id AND t2.dimension_id = t.dimension_id
+                                        AND t2.revoked_at IS NULL AND t2.created_at <= %(as_of)s AND t2.expires_at > %(as_of)s
+                                        AND (t2.created_at > t.created_at OR (t2.created_at = t.created_at AND t2.id > t.id)))""",
+              {"as_of": _ts(as_of)})
+        _exec("CREATE UNIQUE INDEX seg_overrides_key ON seg_overrides (customer_id, dimension_id)")
+
+
+def _build_diff(dims: list[Dimension], *, as_of: datetime, subset: bool, small: bool = True) -> None:
+    """seg_diff: the (customer, dimension) pairs whose tier or pin differs from the membership.
+
+    One scan of customers and features computes every dimension of the group (one CASE
+    each), overrides replace the rule's tier, and an anti-join against the memberships
+    keeps only what differs: in a steady state a few rows out of millions, so the writes
+    that follow are small.
+    """
+    qs = Customer.objects.annotate(**{f"_t{i}": tier_case(dim, as_of=as_of) for i, dim in enumerate(dims)})
+    qs = qs.values_list("id", *(f"_t{i}" for i in range(len(dims))))
+    if subset:
+        qs = qs.filter(id__in=RawSQL("SELECT customer_id FROM seg_affected", []))
+    sql, params = qs.query.sql_with_params()
+    params = list(params)
+    _drop_temp("seg_diff", "seg_tiers")
+    if _pg() and not (subset and small):
+        _exec(f"CREATE TEMP TABLE seg_diff AS {_diff_sql_wide(dims, sql)}", params)
+        return
+    if _pg():
+        # A few customers: unpivot them and look each (customer, dimension) up in the
+        # memberships' unique index.
+        values = ", ".join(f"({int(dim.id)}, q._t{i})" for i, dim in enumerate(dims))
+        _exec(f"""CREATE TEMP TABLE seg_diff AS
+                  SELECT a.customer_id, a.dimension_id, a.tier_id, a.overridden, m.id AS membership_id,
+                         m.tier_id AS old_tier_id
+                    FROM (SELECT q.id AS customer_id, v.dimension_id, COALESCE(o.tier_id, CAST(v.tier_id AS bigint)) AS tier_id,
+                                 (o.tier_id IS NOT NULL) AS overridden
+                            FROM ({sql}) q CROSS JOIN LATERAL (VALUES {values}) v(dimension_id, tier_id)
+                            LEFT JOIN seg_overrides o ON o.customer_id = q.id AND o.dimension_id = v.dimension_id) a
+                    LEFT JOIN {MEMBERSHIP_TABLE} m ON m.customer_id = a.customer_id AND m.dimension_id = a.dimension_id
+                   WHERE a.tier_id IS NOT NULL
+                     AND (m.id IS NULL OR m.tier_id <> a.tier_id OR m.overridden <> a.overridden)""", params)
+        return
+    # SQLite: materialize the wide row once, then one SELECT per dimension (no LATERAL).
+    cols = ", ".join(f"q._t{i} AS _t{i}" for i in range(len(dims)))
+    _exec(f"CREATE TEMP TABLE seg_tiers AS SELECT q.id AS customer_id, {cols} FROM ({sql}) q", params)
+    assigned = " UNION ALL ".join(f"SELECT customer_id, {int(dim.id)} AS dimension_id, _t{i} AS tier_id FROM seg_tiers"
+                                  for i, dim in enumerate(dims))
+    _exec(f"""CREATE TEMP TABLE seg_diff AS
+              SELECT a.customer_id, a.dimension_id, a.tier_id, a.overridden, m.id AS membership_id, m.tier_id AS old_tier_id
+                FROM (SELECT r.customer_id, r.dimension_id, COALESCE(o.tier_id, r.tier_id) AS tier_id,
+                             CASE WHEN o.tier_id IS NULL THEN 0 ELSE 1 END AS overridden
+                        FROM ({assigned}) r
+                        LEFT JOIN seg_overrides o ON o.customer_id = r.customer_id AND o.dimension_id = r.dimension_id) a
+                LEFT JOIN {MEMBERSHIP_TABLE} m ON m.customer_id = a.customer_id AND m.dimension_id = a.dimension_id
+               WHERE a.tier_id IS NOT NULL
+                 AND (m.id IS NULL OR m.tier_id <> a.tier_id OR m.overridden <> a.overridden)""")
+    _drop_temp("seg_tiers")
+
+
+def _diff_sql_wide(dims: list[Dimension], tiers_sql: str) -> str:
+    """PostgreSQL: the diff compared one row per customer, unpivoted only where it differs.
+
+    The customer's new tiers (one column per dimension) meet the current memberships and
+    overrides pivoted to one row per customer as well, so a million customers are compared
+    in one pass of a million rows; only the few that differ become (customer, dimension)
+    rows. (Unpivoting first would push four million rows through the join.)
+    """
+    ids = [int(d.id) for d in dims]
+    pivot_m = ", ".join(f"MAX(tier_id) FILTER (WHERE dimension_id = {d}) AS m{i}, "
+                        f"BOOL_OR(overridden) FILTER (WHERE dimension_id = {d}) AS v{i}, "
+                        f"MAX(id) FILTER (WHERE dimension_id = {d}) AS id{i}" for i, d in enumerate(ids))
+    pivot_o = ", ".join(f"MAX(tier_id) FILTER (WHERE dimension_id = {d}) AS o{i}" for i, d in enumerate(ids))
+    cols = ", ".join(f"CAST(COALESCE(o.o{i}, q._t{i}) AS bigint) AS a{i}, (o.o{i} IS NOT NULL) AS ov{i}, m.m{i}, m.v{i}, m.id{i}"
+                     for i in range(len(ids)))
+    differs = " OR ".join(f"(m.m{i} IS DISTINCT FROM COALESCE(o.o{i}, q._t{i}) OR m.v{i} IS DISTINCT FROM (o.o{i} IS NOT NULL))"
+                          for i in range(len(ids)))
+    values = ", ".join(f"({d}, x.a{i}, x.ov{i}, x.id{i}, x.m{i}, x.v{i})" for i, d in enumerate(ids))
+    dim_list = ", ".join(map(str, ids))
+    return f"""
+        SELECT x.customer_id, v.dimension_id, v.tier_id, v.overridden, v.membership_id, v.old_tier_id
+          FROM (SELECT q.id AS customer_id, {cols}
+                  FROM ({tiers_sql}) q
+                  LEFT JOIN (SELECT customer_id, {pivot_o} FROM seg_overrides GROUP BY customer_id) o
+                         ON o.customer_id = q.id
+                  LEFT JOIN (SELECT customer_id, {pivot_m} FROM {MEMBERSHIP_TABLE}
+                              WHERE dimension_id IN ({dim_list}) GROUP BY customer_id) m
+                         ON m.customer_id = q.id
+                 WHERE {differs}
+                OFFSET 0) x
+         CROSS JOIN LATERAL (VALUES {values}) v(dimension_id, tier_id, overridden, membership_id, old_tier_id, old_overridden)
+         WHERE v.tier_id IS NOT NULL
+           AND (v.old_tier_id IS NULL OR v.old_tier_id <> v.tier_id OR v.old_overridden <> v.overridden)"""
+
+
+def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | None, subset: bool,
+                      small: bool = True) -> dict[str, int]:
+    """Tiers of a group of independent dimensions in one pass; writes only what changed.
+
+    Returns the number of tier changes per dimension slug. Needs seg_overrides (and
+    seg_affected when `subset`).
+    """
+    out = {dim.slug: 0 for dim in dims}
+    dims = [dim for dim in dims if dim.tiers.all()]
+    if not dims:
+        return out
+    _build_diff(dims, as_of=as_of, subset=subset, small=small)
+    model_dims = [int(d.id) for d in dims if d.kind == DimensionKind.CLUSTER] or [0]
+    p = {"as_of": _ts(as_of), "run": run_id, "rule": str(ChangeCause.RULE), "model": str(ChangeCause.MODEL),
+         "override": str(ChangeCause.OVERRIDE)}
+    _exec(f"""
+        INSERT INTO {CHANGE_TABLE} (customer_id, dimension_id, from_tier_id, to_tier_id, at, cause, run_id)
+        SELECT customer_id, dimension_id, old_tier_id, tier_id, {_param_ts('as_of')},
+               CASE WHEN overridden THEN %(override)s
+                    WHEN dimension_id IN ({', '.join(map(str, model_dims))}) THEN %(model)s ELSE %(rule)s END, %(run)s
+          FROM seg_diff
+         WHERE old_tier_id IS NULL OR old_tier_id <> tier_id""", p)
+    _exec(f"""
+        UPDATE {MEMBERSHIP_TABLE} SET tier_id = d.tier_id, overridden = d.overridden,
+               since = CASE WHEN {MEMBERSHIP_TABLE}.tier_id <> d.tier_id THEN {_param_ts('as_of')} ELSE {MEMBERSHIP_TABLE}.since END
+          FROM seg_diff d
+         WHERE {MEMBERSHIP_TABLE}.id = d.membership_id""", p)
+    _exec(f"""
+        INSERT INTO {MEMBERSHIP_TABLE} (customer_id, dimension_id, tier_id, since, overridden)
+        SELECT customer_id, dimension_id, tier_id, {_param_ts('as_of')}, overridden
+          FROM seg_diff WHERE membership_id IS NULL""", p)
+    slug = {int(d.id): d.slug for d in dims}
+    with connection.cursor() as cur:
+        cur.execute("""SELECT dimension_id, COUNT(*) FROM seg_diff
+                        WHERE old_tier_id IS NULL OR old_tier_id <> tier_id GROUP BY dimension_id""")
+        for dim_id, n in cur.fetchall():
+            out[slug[int(dim_id)]] = n
+    _drop_temp("seg_diff")
+    return out
 
 
 def assign_dimension(dimension: Dimension, *, as_of: datetime, run_id: int | None, subset: bool) -> int:
     """Write tier changes and memberships of one dimension; returns the number of changes."""
-    if not dimension.tiers.exists():
-        return 0
-    qs = assignment_queryset(dimension, as_of=as_of)
-    if subset:
-        qs = qs.filter(id__in=RawSQL("SELECT customer_id FROM seg_affected", []))
-    sql, params = qs.query.sql_with_params()
-    _drop_temp("seg_assign")
-    false = "false" if _pg() else "0"
-    _exec(f"CREATE TEMP TABLE seg_assign AS SELECT q.id AS customer_id, q._tier AS tier_id, {false} AS overridden FROM ({sql}) q",
-          list(params))
-    if _pg():
-        _exec("CREATE UNIQUE INDEX ON seg_assign (customer_id)")
-        _exec("ANALYZE seg_assign")
-    else:
-        _exec("CREATE UNIQUE INDEX seg_assign_customer ON seg_assign (customer_id)")
-
-    # Overrides in force at as_of win over rules.
-    override_params = {"dim": dimension.id, "as_of": _ts(as_of)}
-    true = "true" if _pg() else "1"
-    _exec(f"""UPDATE seg_assign SET tier_id = o.tier_id, overridden = {true}
-                FROM (SELECT DISTINCT ON (customer_id) customer_id, tier_id FROM {TierOverride._meta.db_table}
-                       WHERE dimension_id = %(dim)s AND revoked_at IS NULL AND created_at <= {_param_ts('as_of')}
-                         AND expires_at > {_param_ts('as_of')}
-                       ORDER BY customer_id, created_at DESC) o
-               WHERE seg_assign.customer_id = o.customer_id""" if _pg() else f"""
-          UPDATE seg_assign SET tier_id = o.tier_id, overridden = 1
-            FROM (SELECT customer_id, tier_id FROM {TierOverride._meta.db_table} t
-                   WHERE dimension_id = %(dim)s AND revoked_at IS NULL AND created_at <= %(as_of)s AND expires_at > %(as_of)s
-                     AND created_at = (SELECT MAX(created_at) FROM {TierOverride._meta.db_table} t2
-                                        WHERE t2.customer_id = t.customer_id AND t2.dimension_id = t.dimension_id
-                                          AND t2.revoked_at IS NULL AND t2.created_at <= %(as_of)s AND t2.expires_at > %(as_of)s)) o
-           WHERE seg_assign.customer_id = o.customer_id""", override_params)
-
-    rule_cause = ChangeCause.MODEL if dimension.kind == DimensionKind.CLUSTER else ChangeCause.RULE
-    p = {"dim": dimension.id, "as_of": _ts(as_of), "run": run_id, "rule_cause": str(rule_cause),
-         "override": str(ChangeCause.OVERRIDE)}
-    changes = _exec(f"""
-        INSERT INTO {CHANGE_TABLE} (customer_id, dimension_id, from_tier_id, to_tier_id, at, cause, run_id)
-        SELECT a.customer_id, %(dim)s, m.tier_id, a.tier_id, {_param_ts('as_of')},
-               CASE WHEN a.overridden THEN %(override)s ELSE %(rule_cause)s END, %(run)s
-          FROM seg_assign a
-          LEFT JOIN {MEMBERSHIP_TABLE} m ON m.customer_id = a.customer_id AND m.dimension_id = %(dim)s
-         WHERE m.id IS NULL OR m.tier_id <> a.tier_id""", p)
-    _exec(f"""
-        UPDATE {MEMBERSHIP_TABLE} SET tier_id = a.tier_id, overridden = a.overridden,
-               since = CASE WHEN {MEMBERSHIP_TABLE}.tier_id <> a.tier_id THEN {_param_ts('as_of')} ELSE {MEMBERSHIP_TABLE}.since END
-          FROM seg_assign a
-         WHERE {MEMBERSHIP_TABLE}.customer_id = a.customer_id AND {MEMBERSHIP_TABLE}.dimension_id = %(dim)s
-           AND ({MEMBERSHIP_TABLE}.tier_id <> a.tier_id OR {MEMBERSHIP_TABLE}.overridden <> a.overridden)""", p)
-    _exec(f"""
-        INSERT INTO {MEMBERSHIP_TABLE} (customer_id, dimension_id, tier_id, since, overridden)
-        SELECT a.customer_id, %(dim)s, a.tier_id, {_param_ts('as_of')}, a.overridden
-          FROM seg_assign a
-         WHERE NOT EXISTS (SELECT 1 FROM {MEMBERSHIP_TABLE} m WHERE m.customer_id = a.customer_id AND m.dimension_id = %(dim)s)""", p)
-    _drop_temp("seg_assign")
-    return changes
+    _build_overrides(as_of=as_of)
+    try:
+        return assign_dimensions([dimension], as_of=as_of, run_id=run_id, subset=subset)[dimension.slug]
+    finally:
+        _drop_temp("seg_overrides")
 
 
 # ---------------------------------------------------------------------------------------
 # 5. Snapshot
 # ---------------------------------------------------------------------------------------
-def write_snapshot(*, as_of: datetime) -> int:
+def write_snapshot(*, as_of: datetime, run_id: int | None = None) -> int:
+    """Tier sizes for as_of's day: counted from the memberships, or moved by this run's changes.
+
+    With `run_id` and the day's snapshot already written, the sizes are moved by this run's
+    tier changes (an incremental run touches few customers; counting millions of
+    memberships every 15 minutes would cost more than the run). The next full run
+    counts again, which also takes in memberships changed outside runs (overrides).
+    """
     day = as_of.date()
     table = TierSnapshot._meta.db_table
+    if run_id is not None:
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {table} WHERE date = %s", [day])
+            have = cur.fetchone()[0]
+            cur.execute(f"SELECT COUNT(*) FROM {Tier._meta.db_table}")
+            if have and have == cur.fetchone()[0]:
+                return _exec(f"""
+                    UPDATE {table} SET customers = CASE WHEN {table}.customers + d.delta > 0
+                                                        THEN {table}.customers + d.delta ELSE 0 END
+                      FROM (SELECT tier_id, SUM(n) AS delta
+                              FROM (SELECT to_tier_id AS tier_id, 1 AS n FROM {CHANGE_TABLE} WHERE run_id = %(run)s
+                                    UNION ALL
+                                    SELECT from_tier_id, -1 FROM {CHANGE_TABLE}
+                                     WHERE run_id = %(run)s AND from_tier_id IS NOT NULL) x
+                             GROUP BY tier_id) d
+                     WHERE {table}.date = %(day)s AND {table}.tier_id = d.tier_id""", {"day": day, "run": run_id})
     return _exec(f"""
         INSERT INTO {table} (date, dimension_id, tier_id, customers)
         SELECT %(day)s, t.dimension_id, t.id, COALESCE(m.n, 0)
@@ -460,9 +694,14 @@ def write_snapshot(*, as_of: datetime) -> int:
 # Incremental: who is affected
 # ---------------------------------------------------------------------------------------
 HIGH_WATER_MARGIN = 10_000  # event ids may commit out of order; look back this many ids
+# Up to this many affected customers, an incremental run looks each one up through the
+# per-customer indexes (about a quarter of a millisecond each); beyond, hashing whole
+# tables once is cheaper.
+SMALL_SUBSET = 20_000
 
 
-def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: int, thresholds: set[int]) -> int:
+def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: int, thresholds: set[int],
+                   since_started_at: datetime | None = None) -> int:
     """Customers whose features or tiers may differ between since_as_of and as_of."""
     _drop_temp("seg_affected")
     _exec("CREATE TEMP TABLE seg_affected (customer_id bigint PRIMARY KEY)" if _pg()
@@ -477,7 +716,9 @@ def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: 
     spans = sorted(set(WINDOWS) | {2 * TREND_WINDOW} | set(thresholds))
     with connection.cursor() as cur:
         for days in spans:
-            params = {"lo": _ts(since_as_of - days * DAY - DAY), "hi": _ts(as_of - days * DAY)}
+            # A timestamp t crosses "days" between the runs when since_as_of - days < t <= as_of - days
+            # (rules compare t with as_of - N days exactly; thresholds hold both N and N + 1).
+            params = {"lo": _ts(since_as_of - days * DAY), "hi": _ts(as_of - days * DAY)}
             if days in WINDOWS or days == 2 * TREND_WINDOW:
                 cur.execute(f"{ins} SELECT DISTINCT customer_id FROM {EVENT_TABLE} "
                             f"WHERE occurred_at > %(lo)s AND occurred_at <= %(hi)s {ignore}", params)
@@ -489,8 +730,19 @@ def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: 
               WHERE (expires_at > %(lo)s AND expires_at <= %(hi)s) OR (created_at > %(lo)s AND created_at <= %(hi)s)
                  OR (revoked_at > %(lo)s AND revoked_at <= %(hi)s) {ignore}""",
           {"lo": _ts(since_as_of - DAY), "hi": _ts(as_of)})
+    # Customers never computed. Every run covers all customers without features, so only
+    # those created since the previous run started (with an hour's slack for clocks and
+    # long transactions) need looking at; the created_at index finds them.
+    created = ""
+    created_params: dict = {}
+    if since_started_at is not None:
+        created = "c.created_at >= %(created)s AND"
+        created_params = {"created": since_started_at - timedelta(hours=1)}
     _exec(f"""{ins} SELECT c.id FROM {CUSTOMER_TABLE} c
-              WHERE NOT EXISTS (SELECT 1 FROM {FEATURE_TABLE} f WHERE f.customer_id = c.id) {ignore}""")
+              WHERE {created} NOT EXISTS (SELECT 1 FROM {FEATURE_TABLE} f WHERE f.customer_id = c.id) {ignore}""",
+          created_params)
+    if _pg():
+        _exec("ANALYZE seg_affected")  # so that the subset's plans use the per-customer indexes
     return _count("seg_affected")
 
 
@@ -529,6 +781,7 @@ def recompute_pass(*, as_of: datetime, computed_at: datetime, run_id: int | None
 
     with transaction.atomic():
         _session_tuning()
+        small = True
         if subset:
             thresholds: set[int] = set()
             from .rules import time_thresholds
@@ -536,10 +789,14 @@ def recompute_pass(*, as_of: datetime, computed_at: datetime, run_id: int | None
             for dim in dims:
                 for tier in dim.tiers.all():
                     thresholds |= time_thresholds(tier.rule)
-            stage.run("affected", 2, lambda: build_affected(
+            affected = stage.run("affected", 2, lambda: build_affected(
                 as_of=as_of, since_as_of=incremental_from["as_of"],
-                event_high_water=incremental_from["event_high_water"], thresholds=thresholds))
-        customers = stage.run("aggregate", 5, lambda: build_base(as_of=as_of, subset=subset))
+                event_high_water=incremental_from["event_high_water"], thresholds=thresholds,
+                since_started_at=incremental_from.get("started_at")))
+            small = affected <= SMALL_SUBSET
+            if small:
+                _subset_tuning()
+        customers = stage.run("aggregate", 5, lambda: build_base(as_of=as_of, subset=subset, per_customer=small))
         if subset:
             bounds = incremental_from["score_bounds"]
             stage.run("scores", 40, lambda: build_scores_with_bounds(as_of=as_of, bounds=bounds))
@@ -548,16 +805,23 @@ def recompute_pass(*, as_of: datetime, computed_at: datetime, run_id: int | None
         stage.run("features", 50, lambda: write_features(as_of=as_of, computed_at=computed_at, subset=subset))
         _drop_temp("seg_base", "seg_scores")
 
-    changes_by_dim: dict[str, int] = {}
-    for i, dim in enumerate(dims):
-        def one(dim=dim):
+    changes_by_dim: dict[str, int] = {dim.slug: 0 for dim in dims}
+    levels = _dimension_levels(dims, as_of=as_of)
+    for i, level in enumerate(levels):
+        def one(level=level):
             with transaction.atomic():
                 _session_tuning()
-                return assign_dimension(dim, as_of=as_of, run_id=run_id, subset=subset)
+                if subset and small:
+                    _subset_tuning()
+                _build_overrides(as_of=as_of)
+                out = assign_dimensions(level, as_of=as_of, run_id=run_id, subset=subset, small=small)
+                _drop_temp("seg_overrides")
+                return out
 
-        changes_by_dim[dim.slug] = stage.run(f"tiers:{dim.slug}", 60 + int(30 * i / max(1, len(dims))), one)
+        name = "tiers" if len(levels) == 1 else f"tiers:{'+'.join(d.slug for d in level)}"
+        changes_by_dim.update(stage.run(name, 60 + int(30 * i / max(1, len(levels))), one))
     with transaction.atomic():
-        stage.run("snapshot", 95, lambda: write_snapshot(as_of=as_of))
+        stage.run("snapshot", 95, lambda: write_snapshot(as_of=as_of, run_id=run_id if subset else None))
         if subset:
             _drop_temp("seg_affected")
     return PassResult(customers=customers, changes=sum(changes_by_dim.values()), timings=stage.timings,

@@ -18,7 +18,7 @@ whole days, floor((as_of - t) / 1 day): "<= 30" means less than 31 full days ago
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -226,7 +226,7 @@ class _Compiler:
                 parsed = datetime(d.year, d.month, d.day)
             if parsed is None:
                 raise ValueError(bad.format("an ISO 8601 date or date-time"))
-            return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+            return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
         if t == ATTR:
             if isinstance(value, (str, int, float, bool)) and not (isinstance(value, float) and value != value):
                 return value

@@ -64,7 +64,8 @@ def recompute_tiers(*, run: RecomputeRun, progress=None) -> RecomputeRun:
     """
     with single_flight(RECOMPUTE_LOCK) as got:
         if not got:
-            RecomputeRun.objects.filter(pk=run.pk).update(
+            # Not a run that is RUNNING: that is the lock holder's own run (a redelivered task).
+            RecomputeRun.objects.filter(pk=run.pk).exclude(status=RunStatus.RUNNING).update(
                 status=RunStatus.SKIPPED, finished_at=timezone.now(),
                 error="Another recompute was running; this one did nothing.")
             run.refresh_from_db()
@@ -80,7 +81,7 @@ def recompute_tiers(*, run: RecomputeRun, progress=None) -> RecomputeRun:
                 mode = RunMode.FULL  # nothing to be incremental from
             else:
                 incremental_from = {"as_of": prev.as_of, "event_high_water": prev.event_high_water,
-                                    "score_bounds": prev.score_bounds}
+                                    "score_bounds": prev.score_bounds, "started_at": prev.started_at}
 
         def on_stage(name: str, percent: int) -> None:
             RecomputeRun.objects.filter(pk=run.pk).update(stage=name, progress=percent)
@@ -103,7 +104,11 @@ def recompute_tiers(*, run: RecomputeRun, progress=None) -> RecomputeRun:
     run.refresh_from_db()
     logger.info("tier_recompute_done run=%s mode=%s customers=%s changes=%s", run.pk, mode, run.customers, run.changes)
     if run.changes:
-        tiers_changed.send(sender=RecomputeRun, run_id=run.pk, changes=TierChange.objects.filter(run_id=run.pk))
+        # After commit: when a caller wraps the run in its own transaction, receivers (campaign
+        # triggers) only see changes that were committed.
+        run_id = run.pk
+        transaction.on_commit(lambda: tiers_changed.send(sender=RecomputeRun, run_id=run_id,
+                                                         changes=TierChange.objects.filter(run_id=run_id)))
     return run
 
 

@@ -1,0 +1,324 @@
+"""Tier assignment by the set-based engine, on small hand-built histories.
+
+These tests run on SQLite and on PostgreSQL (DATABASE_URL); the expected tiers are the
+same on both.
+"""
+from __future__ import annotations
+
+import importlib
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.apps import apps as django_apps
+from django.utils import timezone
+
+from accounts.models import Customer, DataImport, Event
+from segmentation import services
+from segmentation.choices import ChangeCause, RunMode, RunStatus
+from segmentation.models import CustomerFeatures, Membership, Tier, TierChange, TierOverride, TierSnapshot
+
+pytestmark = pytest.mark.django_db
+
+DAY = timedelta(days=1)
+# A fixed instant for tests that do not involve overrides (whose created_at is the real now).
+AS_OF = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
+_seq = itertools.count(1)
+
+
+# --- helpers shared by the segmentation tests --------------------------------------------------
+@pytest.fixture(autouse=True)
+def builtin_dimensions(db):
+    """The built-in dimensions of migration 0002 (a transactional test before may have flushed them)."""
+    importlib.import_module("segmentation.migrations.0002_builtin_dimensions").install(django_apps, None)
+
+
+def customer(ext: str, *, signup: datetime | None = None, first_seen: datetime | None = None,
+             last_seen: datetime | None = None, **attrs) -> Customer:
+    return Customer.objects.create(external_id=ext, signup_at=signup, first_seen_at=first_seen or signup,
+                                   last_seen_at=last_seen or first_seen or signup, attributes=attrs)
+
+
+def event(c: Customer, at: datetime, type: str = "view", amount: str | None = None) -> Event:
+    return Event.objects.create(event_id=f"ev-{next(_seq)}", customer=c, type=type, occurred_at=at,
+                                amount=Decimal(amount) if amount is not None else None)
+
+
+def purchase(c: Customer, at: datetime, amount: str = "50.00") -> Event:
+    return event(c, at, "purchase", amount)
+
+
+def recompute(as_of: datetime | None = None, mode: str = RunMode.FULL):
+    run = services.recompute_tiers(run=services.recompute_run_create(as_of=as_of, mode=mode))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return run
+
+
+def tiers_of(c: Customer) -> dict[str, str]:
+    return dict(Membership.objects.filter(customer=c).values_list("dimension__slug", "tier__slug"))
+
+
+def tier(c: Customer, dimension: str) -> str:
+    return tiers_of(c)[dimension]
+
+
+def all_tiers(dimensions=("behaviour", "value", "lifecycle", "rfm")) -> dict[tuple[str, str], str]:
+    return {(ext, dim): slug for ext, dim, slug in Membership.objects.filter(dimension__slug__in=dimensions)
+            .values_list("customer__external_id", "dimension__slug", "tier__slug")}
+
+
+# --- boundaries --------------------------------------------------------------------------------
+def test_activity_30_days_ago_is_active_and_31_days_ago_is_silent():
+    """Day counts are whole days: activity exactly 30 days before as_of is within 30 days."""
+    old = AS_OF - 400 * DAY
+    at_30 = customer("at-30", signup=old)
+    event(at_30, AS_OF - 30 * DAY)
+    at_31 = customer("at-31", signup=old)
+    event(at_31, AS_OF - 31 * DAY)
+    almost_31 = customer("almost-31", signup=old)  # 30 days and 23:59:59 ago: still 30 whole days
+    event(almost_31, AS_OF - 31 * DAY + timedelta(seconds=1))
+    at_90, at_91 = customer("at-90", signup=old), customer("at-91", signup=old)
+    event(at_90, AS_OF - 90 * DAY)
+    event(at_91, AS_OF - 91 * DAY)
+
+    recompute(AS_OF)
+
+    assert tier(at_30, "behaviour") == "active"
+    assert tier(almost_31, "behaviour") == "active"
+    assert tier(at_31, "behaviour") == "silent"
+    assert tier(at_90, "behaviour") == "silent"
+    assert tier(at_91, "behaviour") == "churned"
+    f = CustomerFeatures.objects.get(customer=at_31)
+    assert (f.activity_recency_days, f.days_since_signup) == (31, 400)
+
+
+def test_signup_30_days_ago_is_new_and_31_days_ago_is_not():
+    new = customer("signup-30", signup=AS_OF - 30 * DAY)
+    event(new, AS_OF - 30 * DAY)
+    not_new = customer("signup-31", signup=AS_OF - 31 * DAY)
+    event(not_new, AS_OF - 31 * DAY)
+    # Without a sign-up date, "joined" is when the customer was first seen.
+    first_seen = customer("first-seen-10", first_seen=AS_OF - 10 * DAY)
+
+    recompute(AS_OF)
+
+    assert tier(new, "behaviour") == "new"
+    assert tier(not_new, "behaviour") == "silent"
+    assert tier(first_seen, "behaviour") == "new"
+
+
+def test_events_after_as_of_are_ignored_and_as_of_changes_the_tier():
+    """The same history tiers differently at two as_of values."""
+    c = customer("c", signup=AS_OF - 200 * DAY)
+    event(c, AS_OF - 5 * DAY)
+    purchase(c, AS_OF - 5 * DAY, "80.00")
+    event(c, AS_OF + 10 * DAY)  # in the future of AS_OF
+
+    recompute(AS_OF)
+    assert tier(c, "behaviour") == "active"
+    f = CustomerFeatures.objects.get(customer=c)
+    assert f.last_activity_at == AS_OF - 5 * DAY
+    assert (f.orders_total, f.revenue_total, f.recency_days) == (1, Decimal("80.00"), 5)
+
+    recompute(AS_OF + 60 * DAY)  # last activity 50 days before: silent
+    assert tier(c, "behaviour") == "silent"
+    recompute(AS_OF + 120 * DAY)  # 110 days: churned
+    assert tier(c, "behaviour") == "churned"
+    assert list(TierChange.objects.filter(customer=c, dimension__slug="behaviour").order_by("at")
+                .values_list("from_tier__slug", "to_tier__slug", "at")) == [
+        (None, "active", AS_OF), ("active", "silent", AS_OF + 60 * DAY), ("silent", "churned", AS_OF + 120 * DAY)]
+
+
+def test_imported_history_is_tiered_as_of_its_own_last_day():
+    """default_as_of: data that ends in the past is tiered as of the end of its last day."""
+    end = datetime(1998, 6, 30, 15, 0, tzinfo=UTC)
+    buyer = customer("cdnow-1", first_seen=end - 500 * DAY, last_seen=end)
+    purchase(buyer, end - 500 * DAY)
+    purchase(buyer, end)
+    lapsed = customer("cdnow-2", first_seen=end - 500 * DAY, last_seen=end - 45 * DAY)
+    purchase(lapsed, end - 45 * DAY)
+    DataImport.objects.create(format="cdnow", source="CDNOW_master.txt", status="succeeded",
+                              data_start=end - 500 * DAY, data_end=end)
+
+    run = recompute(None)
+
+    assert run.as_of == datetime(1998, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)
+    assert tier(buyer, "behaviour") == "active"
+    assert tier(lapsed, "behaviour") == "silent"
+    assert CustomerFeatures.objects.get(customer=lapsed).recency_days == 45
+
+
+# --- change history ----------------------------------------------------------------------------
+def test_first_assignment_is_recorded_from_none_and_later_changes_from_the_old_tier():
+    c = customer("c", signup=AS_OF - 100 * DAY)
+    event(c, AS_OF - 10 * DAY)
+
+    first = recompute(AS_OF)
+    initial = TierChange.objects.get(customer=c, dimension__slug="behaviour")
+    assert (initial.from_tier, initial.to_tier.slug, initial.at, initial.cause, initial.run_id) == (
+        None, "active", AS_OF, ChangeCause.RULE, first.pk)
+    # One initial change per dimension for the one customer.
+    assert first.changes == 4
+    assert TierChange.objects.filter(customer=c, from_tier__isnull=True).count() == 4
+    membership = Membership.objects.get(customer=c, dimension__slug="behaviour")
+    assert membership.since == AS_OF
+
+    second = recompute(AS_OF + 30 * DAY)  # 40 days since activity
+    change = TierChange.objects.get(customer=c, dimension__slug="behaviour", run=second)
+    assert (change.from_tier.slug, change.to_tier.slug, change.at, change.cause) == (
+        "active", "silent", AS_OF + 30 * DAY, ChangeCause.RULE)
+    membership.refresh_from_db()
+    assert (membership.tier.slug, membership.since) == ("silent", AS_OF + 30 * DAY)
+
+
+def test_recompute_is_idempotent():
+    """Two runs with the same as_of: the second records no change and moves nobody."""
+    for i in range(6):
+        c = customer(f"c{i}", signup=AS_OF - (20 + 40 * i) * DAY)
+        for k in range(i):
+            purchase(c, AS_OF - (3 + 25 * k) * DAY, f"{10 * (i + 1)}.00")
+    first = recompute(AS_OF)
+    before = all_tiers()
+    since_before = set(Membership.objects.values_list("customer_id", "dimension_id", "since"))
+    changes_before = TierChange.objects.count()
+
+    second = recompute(AS_OF)
+
+    assert first.changes > 0
+    assert second.changes == 0
+    assert second.timings["changes_by_dimension"] == {"behaviour": 0, "value": 0, "lifecycle": 0, "rfm": 0}
+    assert TierChange.objects.count() == changes_before
+    assert all_tiers() == before
+    assert set(Membership.objects.values_list("customer_id", "dimension_id", "since")) == since_before
+
+
+def test_every_customer_has_exactly_one_tier_per_dimension_and_the_snapshot_counts_them():
+    for i in range(5):
+        c = customer(f"c{i}", signup=AS_OF - (10 + 50 * i) * DAY)
+        if i % 2:
+            purchase(c, AS_OF - (5 * i) * DAY)
+    customer("no-events")  # no dates at all
+
+    recompute(AS_OF)
+
+    assert Membership.objects.count() == 6 * 4
+    for dim in ("behaviour", "value", "lifecycle", "rfm"):
+        assert Membership.objects.filter(dimension__slug=dim).values("customer").distinct().count() == 6
+        sizes = dict(TierSnapshot.objects.filter(date=AS_OF.date(), dimension__slug=dim).values_list("tier__slug", "customers"))
+        assert sum(sizes.values()) == 6
+        assert set(sizes) == set(Tier.objects.filter(dimension__slug=dim).values_list("slug", flat=True))
+    assert tier(Customer.objects.get(external_id="no-events"), "behaviour") == "churned"
+    assert tier(Customer.objects.get(external_id="no-events"), "rfm") == "no-purchase"
+
+
+# --- overrides -------------------------------------------------------------------------------
+def test_a_pinned_tier_is_kept_until_it_expires_then_rules_decide():
+    now = timezone.now().replace(microsecond=0)
+    c = customer("pinned", signup=now - 300 * DAY)
+    event(c, now - 2 * DAY)
+    recompute(now)
+    assert tier(c, "behaviour") == "active"
+    churned = Tier.objects.get(dimension__slug="behaviour", slug="churned")
+
+    override = services.tier_override_create(customer=c, tier=churned, reason="Asked to be left alone",
+                                             expires_at=now + 10 * DAY, now=now)
+
+    m = Membership.objects.get(customer=c, dimension__slug="behaviour")
+    assert (m.tier.slug, m.overridden) == ("churned", True)
+    pinned_change = TierChange.objects.get(customer=c, to_tier=churned)
+    assert (pinned_change.from_tier.slug, pinned_change.cause) == ("active", ChangeCause.OVERRIDE)
+
+    # A recompute while the pin holds keeps it and records nothing.
+    run = recompute(now + 1 * DAY)
+    assert tier(c, "behaviour") == "churned"
+    assert run.timings["changes_by_dimension"]["behaviour"] == 0
+
+    # After expiry, the rules decide again (last activity 13 days before: active).
+    event(c, now + 3 * DAY)
+    run = recompute(now + 11 * DAY)
+    m.refresh_from_db()
+    assert (m.tier.slug, m.overridden, m.since) == ("active", False, now + 11 * DAY)
+    back = TierChange.objects.get(customer=c, run=run, dimension__slug="behaviour")
+    assert (back.from_tier.slug, back.to_tier.slug, back.cause) == ("churned", "active", ChangeCause.RULE)
+    assert override.expires_at == now + 10 * DAY
+
+
+def test_recompute_applies_an_override_with_cause_override_and_a_revoked_one_no_longer():
+    now = timezone.now().replace(microsecond=0)
+    c = customer("vip-by-hand", signup=now - 300 * DAY)
+    event(c, now - 2 * DAY)
+    recompute(now)
+    high = Tier.objects.get(dimension__slug="value", slug="high")
+    assert tier(c, "value") == "low"
+    # Written directly (no membership change): the engine applies it at the next run.
+    override = TierOverride.objects.create(customer=c, dimension=high.dimension, tier=high, reason="Key account",
+                                           expires_at=now + 30 * DAY)
+
+    run = recompute(now + DAY)
+
+    assert tier(c, "value") == "high"
+    change = TierChange.objects.get(run=run, customer=c)
+    assert (change.from_tier.slug, change.to_tier.slug, change.cause) == ("low", "high", ChangeCause.OVERRIDE)
+    assert Membership.objects.get(customer=c, dimension=high.dimension).overridden is True
+
+    services.tier_override_revoke(override=override)
+    run = recompute(now + 2 * DAY)
+    assert tier(c, "value") == "low"
+    assert TierChange.objects.get(run=run, customer=c).cause == ChangeCause.RULE
+
+
+# --- the same table on every database -------------------------------------------------------
+def _reference_histories() -> None:
+    """Ten customers with histories that spread over every dimension's tiers."""
+    a = AS_OF
+    spec = {
+        # ext: (signup days ago, [(days ago, type, amount)])
+        "newbie": (10, [(10, "view", None)]),
+        "new-buyer": (20, [(20, "view", None), (2, "purchase", "30.00")]),
+        "regular": (700, [(d, "purchase", "60.00") for d in (600, 400, 300, 200, 150, 100, 80, 60, 40, 20, 5)]),
+        "whale": (900, [(d, "purchase", "900.00") for d in (800, 500, 350, 120, 95)] + [(35, "view", None)]),
+        "grower": (400, [(380, "purchase", "20.00"), (50, "purchase", "25.00"), (10, "purchase", "25.00")]),
+        "lapsed": (500, [(450, "purchase", "40.00"), (150, "purchase", "45.00"), (100, "view", None)]),
+        "one-timer": (800, [(700, "purchase", "15.00")]),
+        "browser": (300, [(60, "view", None), (45, "click", None)]),
+        "silent-buyer": (365, [(300, "purchase", "70.00"), (200, "purchase", "70.00"), (75, "purchase", "70.00")]),
+        "ghost": (None, []),
+    }
+    for ext, (signup, history) in spec.items():
+        c = customer(ext, signup=a - signup * DAY if signup is not None else None)
+        for days, type_, amount in history:
+            event(c, a - days * DAY + timedelta(hours=1), type_, amount)
+
+
+EXPECTED = {
+    # ext:           behaviour   value   lifecycle     rfm
+    "newbie":       ("new",     "low",  "onboarding", "no-purchase"),
+    "new-buyer":    ("new",     "low",  "onboarding", "new-customers"),
+    "regular":      ("active",  "high", "maturity",   "champions"),
+    "whale":        ("silent",  "high", "decline",    "cannot-lose-them"),
+    "grower":       ("active",  "low",  "growth",     "potential-loyalist"),
+    "lapsed":       ("churned", "mid",  "decline",    "hibernating"),
+    "one-timer":    ("churned", "low",  "decline",    "lost"),
+    "browser":      ("silent",  "low",  "maturity",   "no-purchase"),
+    "silent-buyer": ("silent",  "mid",  "maturity",   "need-attention"),
+    "ghost":        ("churned", "low",  "maturity",   "no-purchase"),
+}
+
+
+def test_the_reference_histories_get_the_same_tiers_on_every_database():
+    _reference_histories()
+
+    recompute(AS_OF)
+
+    got = {ext: tuple(all_tiers().get((ext, dim)) for dim in ("behaviour", "value", "lifecycle", "rfm"))
+           for ext in EXPECTED}
+    assert got == EXPECTED
+    scores = dict((ext, (r, f, m)) for ext, r, f, m in CustomerFeatures.objects.values_list(
+        "customer__external_id", "r_score", "f_score", "m_score"))
+    # Seven buyers; score = 1 + floor(5 * PERCENT_RANK), capped at 5.
+    assert scores["regular"] == (5, 5, 5)
+    assert scores["whale"] == (2, 5, 5)
+    assert scores["grower"] == (4, 3, 2)
+    assert scores["one-timer"] == (1, 1, 1)
+    assert scores["ghost"] == (None, None, None)
