@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import OperationalError, connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from recommendations.models import Item
@@ -37,6 +38,11 @@ logger = logging.getLogger(__name__)
 _SQLITE_ROWS_PER_STATEMENT = 3000
 _IN_CHUNK = 900
 _DEADLOCK_RETRIES = 3
+
+#: Sent once per stored batch, after commit, with `customers`: the external ids of the customers
+#: whose events were accepted. Receivers must be cheap; recommendations drops those customers'
+#: cached recommendations (recommendations/apps.py).
+events_stored = Signal()
 
 
 @dataclass(slots=True)
@@ -435,4 +441,7 @@ def events_store(rows: list[EventRow], *, received_at: datetime | None = None, s
                 raise
             logger.warning("events_store_deadlock_retry attempt=%s rows=%s", attempt, len(unique))
     result.duplicates += in_batch_duplicates
+    if result.accepted and events_stored.has_listeners():
+        customers = {unique[event_id].customer for event_id in result.accepted}
+        transaction.on_commit(lambda: events_stored.send(sender=events_store, customers=customers))
     return result

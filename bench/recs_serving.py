@@ -1,0 +1,424 @@
+#!/usr/bin/env python
+"""Serving benchmark of recommendations: GET /api/v1/customers/{id}/recommendations/ against a
+trivial authenticated DRF endpoint (GET /api/v1/ping/) on the same gunicorn, in the same run.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/stratum_recs_bench \
+    REDIS_URL=redis://127.0.0.1:6379/11 .venv/bin/python bench/recs_serving.py
+
+What it does:
+1. Migrates the database (created if missing; it must be a dedicated one: the shop tables are
+   TRUNCATEd) and fills it with COPY: --items items in 25 categories, --customers customers with
+   --events events each (views, carts, purchases; each customer has two favourite categories,
+   popularity within a category is skewed), tiers on the "value" dimension and one tier rule.
+   --reuse keeps data from a previous run of the same size.
+2. Trains the model (--algorithm, default EASE; holdout of the last 7 days) and activates it.
+3. Starts gunicorn (--workers sync workers, persistent database connections) and measures with
+   wrk (a Python client when wrk is missing) for --duration seconds each:
+   - ping: the trivial endpoint;
+   - recs (cached): customers from a pool of 2,000 whose answers are in Redis (page reloads,
+     a customer browsing) — the cache hit path;
+   - recs (uncached): a random customer of all --customers with the cache emptied first, so
+     nearly every request computes from scratch (customer, events, tiers: 3 queries + numpy).
+   Latency (p50, p99) at 8 concurrent clients; throughput at 32.
+Prints every figure and the throughput ratio recs / ping. Stops the server it started.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CATEGORIES = [f"Category {c:02d}" for c in range(25)]
+TYPES = np.array(["view", "add_to_cart", "purchase"])
+TYPE_P = [0.72, 0.14, 0.14]
+TARGET_P50_MS, TARGET_P99_MS, TARGET_RATIO = 10.0, 50.0, 0.5
+POOL = 2000
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--items", type=int, default=10_000)
+    p.add_argument("--customers", type=int, default=100_000)
+    p.add_argument("--events", type=int, default=20, help="events per customer")
+    p.add_argument("--algorithm", default="ease")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--duration", type=int, default=15, help="seconds per measurement")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--reuse", action="store_true", help="keep data of the same size from an earlier run")
+    p.add_argument("--seed", type=int, default=42)
+    return p.parse_args()
+
+
+# --- setup --------------------------------------------------------------------------------------
+
+def django_setup(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["API_THROTTLE_RATE"] = "100000000/min"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.base")
+    import django
+
+    django.setup()
+
+
+def ensure_database(url: str) -> None:
+    import psycopg2
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", query=""))
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}")
+    conn.close()
+
+
+def _copy(table: str, columns: list[str], buf: StringIO) -> None:
+    from django.db import connection
+
+    buf.seek(0)
+    with connection.cursor() as cur:
+        cur.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
+
+
+def generate(args) -> None:
+    """Items, customers, events, memberships and a tier rule, with COPY (about a minute)."""
+    from django.db import connection
+
+    from segmentation.models import Dimension, Tier
+
+    rng = np.random.default_rng(args.seed)
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    stamp = now.isoformat()
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("TRUNCATE accounts_event, segmentation_membership, recommendations_tierrule, "
+                    "recommendations_experiment, recommendations_trainedmodel, accounts_customer, recommendations_item "
+                    "RESTART IDENTITY CASCADE")
+    # Items: sorted by category so that category c holds ids [start[c], start[c] + size[c]).
+    sizes = rng.multinomial(args.items - len(CATEGORIES), np.full(len(CATEGORIES), 1 / len(CATEGORIES))) + 1
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    cat_of = np.repeat(np.arange(len(CATEGORIES)), sizes)
+    unavailable = rng.random(args.items) < 0.02
+    buf = StringIO()
+    for i in range(args.items):
+        active = "f" if unavailable[i] and i % 2 else "t"
+        in_stock = "f" if unavailable[i] and not i % 2 else "t"
+        buf.write(f"bi{i}\tItem {i}\t{CATEGORIES[cat_of[i]]}\tBrand {i % 97}\t{(5 + i % 200):.2f}\t[]\t{{}}\t\t"
+                  f"{active}\t{in_stock}\t{stamp}\t{stamp}\n")
+    _copy("recommendations_item", ["external_id", "title", "category", "brand", "price", "tags", "attributes", "url",
+                                   "active", "in_stock", "created_at", "updated_at"], buf)
+    buf = StringIO()
+    first = (now - timedelta(days=200)).isoformat()
+    for c in range(args.customers):
+        buf.write(f"bc{c}\t\t\t\t{{}}\t\\N\t{first}\t{stamp}\tweb\tf\t\\N\t\t\\N\t\\N\t{stamp}\t{stamp}\n")
+    _copy("accounts_customer", ["external_id", "email", "name", "phone", "attributes", "signup_at", "first_seen_at",
+                                "last_seen_at", "source_platform", "marketing_consent", "consent_at", "consent_source",
+                                "unsubscribed_at", "erased_at", "created_at", "updated_at"], buf)
+    t_meta = time.perf_counter() - t0
+
+    # Events: 70% from the customer's two favourite categories (skewed to each category's first
+    # items), 30% from the whole catalogue (skewed to the low ids: a global best-seller list).
+    n = args.customers * args.events
+    cust = np.repeat(np.arange(args.customers), args.events)
+    fav = rng.integers(0, len(CATEGORIES), size=(args.customers, 2))
+    pick = rng.integers(0, 2, size=n)
+    cat = fav[cust, pick]
+    within = np.floor(sizes[cat] * rng.random(n) ** 2.5).astype(np.int64)
+    item = np.where(rng.random(n) < 0.7, starts[cat] + within, np.floor(args.items * rng.random(n) ** 3).astype(np.int64))
+    etype = rng.choice(len(TYPES), size=n, p=TYPE_P)
+    age = rng.random(n) * 180 * 86400
+    when = [(now - timedelta(seconds=float(a))).isoformat() for a in age]
+    buf = StringIO()
+    write = buf.write
+    for k in range(n):
+        t = TYPES[etype[k]]
+        amount = f"{(5 + item[k] % 200):.2f}" if etype[k] == 2 else "\\N"
+        write(f"be{k}\t{cust[k] + 1}\t{t}\t{item[k] + 1}\t{amount}\t\\N\tweb\t{when[k]}\t{when[k]}\t{{}}\n")
+    t_build = time.perf_counter() - t0
+    _copy("accounts_event", ["event_id", "customer_id", "type", "item_id", "amount", "quantity", "platform", "occurred_at",
+                             "received_at", "properties"], buf)
+    t_events = time.perf_counter() - t0
+
+    value = Dimension.objects.get(slug="value")
+    tiers = list(Tier.objects.filter(dimension=value).order_by("order").values_list("pk", "slug"))
+    tier_ids = [pk for pk, _ in tiers]
+    probs = np.array([0.1, 0.3, 0.6][: len(tier_ids)])
+    which = rng.choice(len(tier_ids), size=args.customers, p=probs / probs.sum())
+    buf = StringIO()
+    for c in range(args.customers):
+        buf.write(f"{c + 1}\t{value.pk}\t{tier_ids[which[c]]}\t{stamp}\tf\n")
+    _copy("segmentation_membership", ["customer_id", "dimension_id", "tier_id", "since", "overridden"], buf)
+    from recommendations.models import TierRule
+
+    TierRule.objects.create(tier_id=tier_ids[0], action="boost", category=CATEGORIES[3], weight=0.3, note="bench")
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE accounts_event; ANALYZE accounts_customer; ANALYZE recommendations_item; "
+                    "ANALYZE segmentation_membership")
+    print(f"data: {args.items:,} items, {args.customers:,} customers, {n:,} events "
+          f"(items+customers {t_meta:.1f} s, events built {t_build - t_meta:.1f} s, COPY {t_events - t_build:.1f} s; "
+          f"total {time.perf_counter() - t0:.1f} s)")
+
+
+def data_matches(args) -> bool:
+    from accounts.models import Customer, Event
+    from recommendations.models import Item
+
+    return (Item.objects.count() == args.items and Customer.objects.count() == args.customers
+            and Event.objects.count() == args.customers * args.events)
+
+
+def train(args):
+    from recommendations.services import recommender_activate, recommender_train
+
+    t0 = time.perf_counter()
+    model = recommender_train(algorithm=args.algorithm, window_days=365, holdout_days=7)
+    if model.status != "succeeded":
+        sys.exit(f"training failed: {model.error}")
+    recommender_activate(model=model)
+    m = model.metrics
+    print(f"model #{model.pk} {model.algorithm}: {model.n_users:,} customers x {model.n_items:,} items, "
+          f"{model.n_interactions:,} interactions; trained in {time.perf_counter() - t0:.1f} s "
+          f"(fit {m.get('fit_seconds', 0):.1f} s); artefact {model.artefact_bytes / 1e6:.1f} MB; "
+          f"holdout nDCG@10 {m.get('ndcg', 0):.4f} vs popularity {m.get('baseline_popularity', {}).get('ndcg', 0):.4f}")
+    return model
+
+
+# --- server -------------------------------------------------------------------------------------
+
+def start_server(args, database_url: str, redis_url: str) -> subprocess.Popen:
+    sep = "&" if "?" in database_url else "?"
+    env = {**os.environ, "DATABASE_URL": f"{database_url}{sep}conn_max_age=600", "REDIS_URL": redis_url,
+           "DJANGO_SETTINGS_MODULE": "crm.settings.base", "API_THROTTLE_RATE": "100000000/min", "DJANGO_DEBUG": "0"}
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    proc = subprocess.Popen([gunicorn, "crm.wsgi:application", "-w", str(args.workers), "-b", f"127.0.0.1:{args.port}",
+                             "--log-level", "warning", "--timeout", "120"], cwd=ROOT, env=env, start_new_session=True)
+    return proc
+
+
+def wait_ready(base: str, key: str, proc: subprocess.Popen) -> None:
+    for _ in range(120):
+        if proc.poll() is not None:
+            sys.exit("gunicorn exited")
+        try:
+            req = urllib.request.Request(f"{base}/api/v1/ping/", headers={"Authorization": f"Api-Key {key}"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit("gunicorn did not answer")
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+LUA = """
+local paths = {}
+for line in io.lines("%s") do paths[#paths + 1] = line end
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+"""
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(base: str, key: str, paths: list[str], clients: int, duration: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path_file = Path(tmp) / "paths.txt"
+        path_file.write_text("\n".join(paths) + "\n")
+        script = Path(tmp) / "paths.lua"
+        script.write_text(LUA % path_file)
+        out = subprocess.run(["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{duration}s", "--latency",
+                              "-H", f"Authorization: Api-Key {key}", "-s", str(script), base], capture_output=True,
+                             text=True, check=True).stdout
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"p50": _ms(lat["50"]), "p99": _ms(lat["99"]), "rps": rps, "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+def run_python(base: str, key: str, paths: list[str], clients: int, duration: int) -> dict:
+    """Fallback load generator: `clients` threads over keep-alive connections."""
+    import http.client
+
+    host = urlsplit(base)
+    stop = time.perf_counter() + duration
+    lat: list[float] = []
+    bad = [0]
+    lock = threading.Lock()
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        conn = http.client.HTTPConnection(host.hostname, host.port)
+        mine = []
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            conn.request("GET", rnd.choice(paths), headers={"Authorization": f"Api-Key {key}"})
+            r = conn.getresponse()
+            r.read()
+            mine.append((time.perf_counter() - t) * 1000)
+            if r.status != 200:
+                bad[0] += 1
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lat.sort()
+    return {"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)], "rps": len(lat) / (time.perf_counter() - t0),
+            "non2xx": bad[0], "socket_errors": ""}
+
+
+def measure(base, key, paths, clients, duration) -> dict:
+    if shutil.which("wrk"):
+        return run_wrk(base, key, paths, clients, duration)
+    return run_python(base, key, paths, clients, duration)
+
+
+def cpu_per_request(key: str, customers: int, n: int = 300) -> dict:
+    """CPU milliseconds per request in this process (Django test client, no HTTP, no queueing):
+    a figure that other load on the machine does not distort."""
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    rnd = random.Random(7)
+    pool = [f"/api/v1/customers/bc{rnd.randrange(customers)}/recommendations/?limit=10" for _ in range(n)]
+
+    def run(paths):
+        t = time.process_time()
+        for path in paths:
+            assert client.get(path).status_code == 200
+        return (time.process_time() - t) / len(paths) * 1000
+
+    run(["/api/v1/ping/"] * 50)
+    drop_recs_cache()
+    out = {"ping": run(["/api/v1/ping/"] * n), "recs (uncached)": run(pool)}
+    out["recs (cached)"] = run(pool)
+    return out
+
+
+def drop_recs_cache() -> None:
+    from django.core.cache import cache
+
+    cache.delete_pattern("recs:c:*")
+
+
+def main() -> None:
+    args = parse_args()
+    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stratum_recs_bench")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        sys.exit("DATABASE_URL must point at a dedicated PostgreSQL database (its shop tables are truncated).")
+    os.environ["REDIS_URL"] = redis_url
+    ensure_database(database_url)
+    django_setup(database_url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from recommendations.models import TrainedModel
+
+    if args.reuse and data_matches(args):
+        print("data: reusing the existing shop")
+        model = TrainedModel.objects.filter(active=True, use="customer", algorithm=args.algorithm).defer("artefact").first()
+        if model is not None:
+            print(f"model: reusing #{model.pk} {model.algorithm} (trained in {model.training_seconds:.1f} s, "
+                  f"holdout nDCG@10 {model.metrics.get('ndcg', 0):.4f})")
+        else:
+            model = train(args)
+    else:
+        generate(args)
+        model = train(args)
+
+    from accounts.services.api_keys import api_key_create
+
+    _key, plain = api_key_create(name="recs bench", scopes=["recommendations:read"])
+    cpu = cpu_per_request(plain, args.customers)  # before the server starts: nothing else runs
+    base = f"http://127.0.0.1:{args.port}"
+    proc = start_server(args, database_url, redis_url)
+    try:
+        wait_ready(base, plain, proc)
+        rnd = random.Random(args.seed)
+        ping = ["/api/v1/ping/"]
+        pool_ids = [f"bc{rnd.randrange(args.customers)}" for _ in range(POOL)]
+        pool = [f"/api/v1/customers/{c}/recommendations/?limit=10" for c in pool_ids]
+        everyone = [f"/api/v1/customers/bc{c}/recommendations/?limit=10" for c in range(args.customers)]
+        rnd.shuffle(everyone)
+        # Warm-up: the pool's answers go into Redis (computed here: the cache is shared), and
+        # every worker loads the artefact.
+        drop_recs_cache()
+        from recommendations.serving import customer_recommendations
+
+        for c in pool_ids:
+            customer_recommendations(external_id=c, limit=10)
+        measure(base, plain, ping, 8, 2)
+        measure(base, plain, pool, 8, 3)
+        results = {}
+        for name, paths in (("ping", ping), ("recs (cached)", pool), ("recs (uncached)", everyone)):
+            for clients in (8, 32):
+                if name == "recs (uncached)":
+                    drop_recs_cache()
+                results[(name, clients)] = measure(base, plain, paths, clients, args.duration)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    loader = "wrk" if shutil.which("wrk") else "python threads"
+    print(f"\nserver: gunicorn, {args.workers} sync workers, PostgreSQL + Redis, model #{model.pk} ({model.algorithm}); "
+          f"load: {loader}, {args.duration} s per run, {os.cpu_count()} CPUs shared by server and client")
+    print(f"{'endpoint':<18} {'p50 @8 (ms)':>12} {'p99 @8 (ms)':>12} {'req/s @8':>10} {'req/s @32':>10} {'p50 @32':>8} "
+          f"{'p99 @32':>8} {'errors':>7}")
+    for name in ("ping", "recs (cached)", "recs (uncached)"):
+        a, b = results[(name, 8)], results[(name, 32)]
+        errors = a["non2xx"] + b["non2xx"]
+        print(f"{name:<18} {a['p50']:>12.2f} {a['p99']:>12.2f} {a['rps']:>10.0f} {b['rps']:>10.0f} {b['p50']:>8.2f} "
+              f"{b['p99']:>8.2f} {errors:>7}")
+    print("CPU per request in-process (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+          + f"; ratio ping/recs: cached {cpu['ping'] / cpu['recs (cached)']:.2f}, "
+            f"uncached {cpu['ping'] / cpu['recs (uncached)']:.2f}")
+    try:
+        load = os.getloadavg()
+        print(f"load average during the run: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs")
+    except OSError:
+        pass
+    ping32 = results[("ping", 32)]["rps"]
+    for name in ("recs (cached)", "recs (uncached)"):
+        a, b = results[(name, 8)], results[(name, 32)]
+        ratio = b["rps"] / ping32
+        ok = a["p50"] < TARGET_P50_MS and a["p99"] < TARGET_P99_MS and ratio >= TARGET_RATIO
+        print(f"{name}: throughput ratio to ping at 32 clients {ratio:.2f} (target >= {TARGET_RATIO}); "
+              f"p50 {a['p50']:.2f} ms (< {TARGET_P50_MS}), p99 {a['p99']:.2f} ms (< {TARGET_P99_MS}) at 8 clients: "
+              f"{'MET' if ok else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""Request-time recommendations: the customer's recent events combined with the active
+model's artefact, business filters, per-tier rules, cold-start fallbacks, reasons, cache.
+
+A request reads, at most: the serving state (in-process, see model_store), the customer's
+cache entry (one Redis GET), and on a miss three indexed queries (customer, their latest
+events, their tiers). Everything else is numpy over arrays held by the process.
+
+Cache: one entry per customer (`recs:c:<external id>`), a small dict of ranked lists keyed by
+the request's signature (model, arm, state version, category, exclusions). The limit is not
+part of the signature: a ranked list is stored long enough for any limit. New events of the
+customer delete the entry (`invalidate_customers`, connected to accounts' `events_stored`).
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.cache import cache
+from django.utils.translation import gettext as _
+
+from accounts.models import Customer, Event
+from crm.core.errors import ApplicationError, InvalidInput, NotFound
+from segmentation.models import Membership
+
+from .artefacts import SECONDS_PER_DAY, History, ServingModel
+from .choices import Arm, ModelUse, TierRuleAction
+from .features import event_weights
+from .model_store import DEFAULT_CONFIG, catalog, conf, serving_model, serving_state
+
+MAX_LIMIT = 100
+RANKED_LENGTH = MAX_LIMIT + 20  # stored per signature: any limit, plus some for items going out of stock
+MAX_SIGNATURES = 8  # per customer entry
+EXCLUDE_MAX = 200
+STRENGTH = {"purchase": 4, "add_to_cart": 3, "rate": 2, "review": 2, "view": 1, "click": 1, "rec_click": 1}
+
+
+class NoActiveModel(ApplicationError):
+    code, http_status = "no_active_model", 503
+
+    def __init__(self):
+        super().__init__("No recommendation model is active yet: train one and activate it.")
+
+
+# --- input ------------------------------------------------------------------------------------
+
+def parse_limit(raw, *, default: int = 10) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise InvalidInput(f"'limit' must be a whole number from 1 to {MAX_LIMIT} (got '{str(raw)[:40]}').",
+                           extra={"fields": {"limit": [f"Must be a whole number from 1 to {MAX_LIMIT}."]}}) from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise InvalidInput(f"'limit' must be from 1 to {MAX_LIMIT} (got {value}).",
+                           extra={"fields": {"limit": [f"Must be from 1 to {MAX_LIMIT}."]}})
+    return value
+
+
+def parse_exclude(raw) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    values = raw if isinstance(raw, (list, tuple)) else [raw]
+    out = sorted({x.strip() for v in values for x in str(v).split(",") if x.strip()})
+    if len(out) > EXCLUDE_MAX:
+        raise InvalidInput(f"'exclude' takes at most {EXCLUDE_MAX} item ids.",
+                           extra={"fields": {"exclude": [f"At most {EXCLUDE_MAX} item ids."]}})
+    return tuple(out)
+
+
+def check_category(category: str | None) -> str | None:
+    if category is None or category == "":
+        return None
+    if category not in catalog().categories:
+        known = sorted(catalog().categories)
+        shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        raise InvalidInput(f"Unknown category '{category[:100]}'. Known categories: {shown}.",
+                           extra={"fields": {"category": ["Unknown category."]}})
+    return category
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+def experiment_arm(*, experiment_id: int, customer: str, traffic_b: float) -> str:
+    """The customer's arm: a stable hash of experiment and customer, uniform in [0, 1)."""
+    digest = hashlib.sha256(f"{experiment_id}:{customer}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return Arm.B if u < traffic_b else Arm.A
+
+
+def rec_id_prefix(model_id: int, experiment_id: int | None = None, arm: str | None = None) -> str:
+    """rec_id = "m<model>.x<experiment><arm>.<token>" (x0 outside experiments); selectors count
+    impressions, clicks and purchases per model and arm by this prefix."""
+    return f"m{model_id}.x{experiment_id}{arm}." if experiment_id else f"m{model_id}.x0."
+
+
+@dataclass
+class Plan:
+    model_id: int
+    sha: str
+    config: dict
+    experiment_id: int | None = None
+    arm: str | None = None
+
+
+def serving_plan(customer: str) -> Plan:
+    """Which model and configuration answer this customer (experiment arm or the active model)."""
+    state = serving_state()
+    active = state["active"].get(ModelUse.CUSTOMER)
+    exp = state["experiment"]
+    model_id, arm_config, exp_id, arm = active, {}, None, None
+    if exp:
+        arm = experiment_arm(experiment_id=exp["id"], customer=customer, traffic_b=exp["traffic_b"])
+        side = exp[str(arm)]
+        model_id = side["model"] or active
+        arm_config = side["config"]
+        exp_id = exp["id"]
+    if model_id is None or model_id not in state["models"]:
+        raise NoActiveModel()
+    info = state["models"][model_id]
+    config = {**DEFAULT_CONFIG, **info["config"], **arm_config}
+    return Plan(model_id=model_id, sha=info["sha"], config=config, experiment_id=exp_id, arm=str(arm) if arm else None)
+
+
+# --- cache ------------------------------------------------------------------------------------
+
+def customer_cache_key(external_id: str) -> str:
+    if len(external_id) <= 100 and external_id.isascii() and external_id.isprintable() and " " not in external_id:
+        return f"recs:c:{external_id}"
+    return "recs:c#" + hashlib.sha1(external_id.encode()).hexdigest()
+
+
+def invalidate_customers(external_ids) -> None:
+    """Drop the cached recommendations of these customers (one cache round trip)."""
+    keys = [customer_cache_key(x) for x in external_ids]
+    for start in range(0, len(keys), 1000):
+        cache.delete_many(keys[start : start + 1000])
+
+
+def on_events_stored(sender, customers, **kwargs) -> None:
+    invalidate_customers(customers)
+
+
+# --- the customer's side ----------------------------------------------------------------------
+
+@dataclass
+class CustomerContext:
+    pk: int | None
+    history: History
+    history_pks: list[int]
+    purchased_cols: np.ndarray
+    interacted_cols: np.ndarray
+    tiers: list[tuple[int, str, str, bool]]  # (tier pk, dimension slug, tier name, is_vip)
+
+
+def _context_sql() -> str:
+    """One statement for the customer, their latest item events and their tiers (three indexed
+    look-ups through the unique external id), instead of three ORM queries: on the hot path the
+    ORM's query building costs more than the database."""
+    from django.db import connection
+
+    from segmentation.models import Dimension, Tier
+
+    q = connection.ops.quote_name
+    customer, event = q(Customer._meta.db_table), q(Event._meta.db_table)
+    membership, dimension, tier = q(Membership._meta.db_table), q(Dimension._meta.db_table), q(Tier._meta.db_table)
+    if connection.vendor == "postgresql":
+        epoch = "EXTRACT(EPOCH FROM e.occurred_at)::float8"
+    else:
+        epoch = "(julianday(e.occurred_at) - 2440587.5) * 86400.0"
+    return f"""
+        SELECT 0, c.id, CAST(NULL AS text), CAST(NULL AS float8), CAST(NULL AS text), CAST(NULL AS boolean),
+               CAST(NULL AS bigint) FROM {customer} c
+         WHERE c.external_id = %(ext)s AND c.erased_at IS NULL
+        UNION ALL
+        SELECT * FROM (
+            SELECT 1, e.item_id, e.type, {epoch}, CAST(NULL AS text), CAST(NULL AS boolean), CAST(NULL AS bigint)
+              FROM {customer} c
+              JOIN {event} e ON e.customer_id = c.id
+             WHERE c.external_id = %(ext)s AND c.erased_at IS NULL AND e.item_id IS NOT NULL
+             ORDER BY e.occurred_at DESC LIMIT %(limit)s) ev
+        UNION ALL
+        SELECT 2, m.tier_id, d.slug, CAST(d."order" AS float8), t.name, t.is_vip, d.id FROM {customer} c
+          JOIN {membership} m ON m.customer_id = c.id
+          JOIN {dimension} d ON d.id = m.dimension_id
+          JOIN {tier} t ON t.id = m.tier_id
+         WHERE c.external_id = %(ext)s AND c.erased_at IS NULL AND d.active"""
+
+
+_SQL: dict[str, str] = {}
+
+
+def _customer_rows(external_id: str, limit: int) -> list[tuple]:
+    from django.db import connection
+
+    sql = _SQL.get(connection.vendor)
+    if sql is None:
+        sql = _SQL[connection.vendor] = _context_sql()
+    with connection.cursor() as cur:
+        cur.execute(sql, {"ext": external_id, "limit": int(limit)})
+        return cur.fetchall()
+
+
+def _customer_context(external_id: str, model: ServingModel, config: dict, now: float) -> CustomerContext:
+    rows = _customer_rows(external_id, int(config["history_events"]))
+    pk = next((r[1] for r in rows if r[0] == 0), None)
+    if pk is None:
+        empty = History(np.empty(0, dtype=np.int64), np.empty(0), [])
+        return CustomerContext(None, empty, [], np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), [])
+    weights = event_weights()
+    tiers = [(r[1], r[2], r[4], bool(r[5])) for r in sorted((r for r in rows if r[0] == 2), key=lambda r: (r[3], r[6]))]
+    half_life = float(config["half_life_days"])
+    acc: dict[int, list] = {}  # col -> [weight, strongest type, item pk]
+    purchased, interacted = set(), set()
+    for kind, item_pk, etype, at, *_rest in rows:
+        if kind != 1:
+            continue
+        col = model.col_of.get(item_pk)
+        if col is None:
+            continue
+        w = weights.get(etype, 0.0)
+        if etype == "purchase":
+            purchased.add(col)
+        if w <= 0:
+            continue
+        interacted.add(col)
+        decay = 0.5 ** (max(now - float(at), 0.0) / SECONDS_PER_DAY / half_life)
+        entry = acc.setdefault(col, [0.0, etype, item_pk])
+        entry[0] += w * decay
+        if STRENGTH.get(etype, 0) > STRENGTH.get(entry[1], 0):
+            entry[1] = etype
+    cols = np.fromiter(acc.keys(), dtype=np.int64, count=len(acc))
+    history = History(cols, np.array([v[0] for v in acc.values()], dtype=np.float64), [v[1] for v in acc.values()])
+    return CustomerContext(pk, history, [v[2] for v in acc.values()], np.fromiter(purchased, dtype=np.int64),
+                           np.fromiter(interacted, dtype=np.int64), tiers)
+
+
+def _tier_for_popularity(model: ServingModel, tiers) -> tuple | None:
+    dimension = conf("RECS_TIER_DIMENSION", "value")
+    ordered = sorted(tiers, key=lambda t: t[1] != dimension)
+    for tier in ordered:
+        if tier[0] in model.tier_index:
+            return tier
+    return None
+
+
+def _minmax(s: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    vals = s[mask]
+    if not len(vals):
+        return np.zeros_like(s)
+    lo, hi = vals.min(), vals.max()
+    span = hi - lo if hi > lo else 1.0
+    return (s - lo) / span
+
+
+def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: str | None,
+          exclude: tuple[str, ...], rules: dict) -> dict:
+    """The ranked list for a customer: [(item pk, score, reason code, reason arg)], strategy."""
+    cat = catalog()
+    avail, codes, names = cat.columns(model)
+    allowed = avail.copy()
+    if category is not None:
+        allowed &= codes == names.index(category)
+    if config["exclude_purchased"] and len(ctx.purchased_cols):
+        allowed[ctx.purchased_cols] = False
+    if config["exclude_interacted"] and len(ctx.interacted_cols):
+        allowed[ctx.interacted_cols] = False
+    for ext in exclude:
+        col = model.col_of.get(cat.pk_of.get(ext, -1))
+        if col is not None:
+            allowed[col] = False
+
+    tier = _tier_for_popularity(model, ctx.tiers)
+    fallback, is_tier = model.fallback_unit(tier[0] if tier else None)
+    fallback_kind = "tier" if is_tier else "global"
+
+    personal = model.personal_scores(ctx.history)
+    if personal is not None:
+        has = personal > 0 if all(k == "nb" for k, _ in model.parts) else np.ones(model.n_items, dtype=bool)
+        has &= allowed
+        scores = np.where(has, 1.0 + _minmax(personal, has), fallback)
+        strategy = "personalised" if has.any() else "cold_start"
+    else:
+        has = np.zeros(model.n_items, dtype=bool)
+        scores = fallback
+        strategy = "cold_start"
+
+    pinned: list[tuple[int, tuple]] = []
+    if config["tier_rules"] and rules and ctx.tiers:
+        for tier_pk, _slug, tier_name, is_vip in ctx.tiers:
+            for action, item_pk, rule_category, weight in rules.get(tier_pk, ()):
+                if item_pk is not None:
+                    col = model.col_of.get(item_pk)
+                    target = None if col is None else np.array([col])
+                else:
+                    if rule_category not in names:
+                        continue
+                    target = np.flatnonzero(codes == names.index(rule_category))
+                if target is None or not len(target):
+                    continue
+                if action == TierRuleAction.PIN:
+                    ok = target[allowed[target]]
+                    if len(ok):
+                        best = int(ok[np.argmax(scores[ok])])
+                        if best not in [p for p, _ in pinned]:
+                            pinned.append((best, (tier_name, is_vip)))
+                else:
+                    scores = scores.copy()
+                    scores[target] += float(weight)
+
+    before = scores
+    scores = np.where(allowed, scores, -np.inf)
+    for col, _ in pinned:
+        scores[col] = -np.inf  # shown first, once
+    n_ok = int(np.isfinite(scores).sum())
+    take = min(RANKED_LENGTH + 60, n_ok)
+    if take:
+        top = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[np.isfinite(scores[top])]
+    else:
+        top = np.empty(0, dtype=np.int64)
+
+    # Diversity: at most `category_cap` per category; the overflow follows in order (so the
+    # list is the same prefix whatever the limit).
+    cap = int(config["category_cap"]) if category is None else 0
+    if cap and len(top):
+        ctop = codes[top]
+        order = np.argsort(ctop, kind="stable")  # by category, rank order kept within each
+        sorted_codes = ctop[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+        group_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        rank_in_category = np.empty(len(top), dtype=np.int64)
+        rank_in_category[order] = np.arange(len(order)) - group_start
+        over = (rank_in_category >= cap) & (ctop >= 0)
+        top = np.concatenate([top[~over], top[over]])
+    top = top[:RANKED_LENGTH]
+
+    best_hist, _strength = model.contributions(ctx.history, top)
+    ranked = [(int(model.item_pks[col]), round(float(before[col]), 4), "pinned", [tier_name, bool(is_vip)])
+              for col, (tier_name, is_vip) in pinned]
+    verbs = {"purchase": "bought", "add_to_cart": "carted", "rate": "rated", "review": "rated"}
+    kinds, hist_pks = ctx.history.kinds, ctx.history_pks
+    tier_arg = [tier[2], bool(tier[3])] if fallback_kind == "tier" else None
+    trending = (model.trend[top] > 0) & (codes[top] >= 0)
+    for pk, score, h, personal_item, trend, code in zip(model.item_pks[top].tolist(), np.round(scores[top], 4).tolist(),
+                                                       best_hist.tolist(), has[top].tolist(), trending.tolist(),
+                                                       codes[top].tolist()):
+        if personal_item and h >= 0:
+            ranked.append((pk, score, verbs.get(kinds[h], "viewed"), hist_pks[h]))
+        elif personal_item:
+            ranked.append((pk, score, "for_you", None))
+        elif tier_arg is not None:
+            ranked.append((pk, score, "tier_popular", tier_arg))
+        elif trend:
+            ranked.append((pk, score, "trending", names[code]))
+        else:
+            ranked.append((pk, score, "popular", None))
+    if strategy == "personalised" and not all(r[2] in ("bought", "carted", "rated", "viewed", "for_you", "pinned")
+                                              for r in ranked[:10]):
+        strategy = "mixed"
+    return {"ranked": ranked, "strategy": strategy, "known": ctx.pk is not None}
+
+
+# --- reasons ----------------------------------------------------------------------------------
+
+def reason_text(code: str, arg, titles: dict[int, str]) -> str:
+    if code in ("bought", "carted", "rated", "viewed", "similar"):
+        title = titles.get(arg) or _("an item")
+        return {
+            "bought": _("Because you bought %(item)s"),
+            "carted": _("Because you added %(item)s to your cart"),
+            "rated": _("Because you rated %(item)s"),
+            "viewed": _("Similar to %(item)s you viewed"),
+            "similar": _("Often chosen together with %(item)s"),
+        }[code] % {"item": title}
+    if code in ("tier_popular", "pinned"):
+        name, vip = arg
+        if code == "pinned":
+            return _("Picked for VIP customers") if vip else _("Picked for %(tier)s customers") % {"tier": name}
+        return _("Popular with VIP customers") if vip else _("Popular with %(tier)s customers") % {"tier": name}
+    if code == "trending":
+        return _("Trending in %(category)s") % {"category": arg}
+    if code == "same_category":
+        return _("Also in %(category)s") % {"category": arg}
+    if code == "for_you":
+        return _("Based on your recent activity")
+    return _("Popular right now")
+
+
+def _render(ranked: list, limit: int, *, rec_id: str) -> list[dict]:
+    cat = catalog()
+    out = []
+    titles = {}
+    for pk, score, code, arg in ranked:
+        row = cat.by_pk.get(pk)
+        if row is None or not row[3]:
+            continue
+        out.append((pk, score, code, arg, row))
+        if len(out) >= limit:
+            break
+    for _pk, _s, code, arg, _row in out:
+        if code in ("bought", "carted", "rated", "viewed", "similar") and arg in cat.by_pk:
+            titles[arg] = cat.by_pk[arg][1] or cat.by_pk[arg][0]
+    items = []
+    for position, (pk, score, code, arg, row) in enumerate(out, start=1):
+        ext, title, category, _avail = row
+        reason_item = cat.by_pk[arg][0] if code in ("bought", "carted", "rated", "viewed", "similar") and arg in cat.by_pk else None
+        items.append({"item": ext, "title": title, "category": category, "score": score, "position": position,
+                      "reason": reason_text(code, arg, titles), "reason_code": code, "reason_item": reason_item})
+    return items
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+def customer_recommendations(*, external_id: str, limit: int = 10, category: str | None = None,
+                             exclude: tuple[str, ...] = (), now: float | None = None, use_cache: bool = True) -> dict:
+    """The API answer for GET /customers/{external_id}/recommendations/ (see module docstring).
+
+    Raises InvalidInput for a bad category, NoActiveModel when nothing is trained yet. An
+    unknown customer gets cold-start recommendations.
+    """
+    category = check_category(category)
+    plan = serving_plan(external_id)
+    state = serving_state()
+    sig = f"{plan.model_id}:{plan.sha[:10]}:{plan.arm}:{state['version']}:{category}:{','.join(exclude)}"
+    key = customer_cache_key(external_id)
+    entry = (cache.get(key) if use_cache else None) or {}
+    payload = entry.get(sig)
+    if payload is None:
+        model = serving_model(plan.model_id, plan.sha)
+        ctx = _customer_context(external_id, model, plan.config, now if now is not None else time.time())
+        payload = _rank(model=model, ctx=ctx, config=plan.config, category=category, exclude=exclude,
+                        rules=state["rules"])
+        if use_cache:
+            if len(entry) >= MAX_SIGNATURES:
+                entry = {}
+            entry[sig] = payload
+            cache.set(key, entry, conf("RECS_CACHE_SECONDS", 600))
+    rec_id = rec_id_prefix(plan.model_id, plan.experiment_id, plan.arm) + secrets.token_hex(6)
+    return {
+        "customer": external_id,
+        "rec_id": rec_id,
+        "model": plan.model_id,
+        "experiment": plan.experiment_id,
+        "arm": plan.arm,
+        "strategy": payload["strategy"],
+        "known_customer": payload["known"],
+        "items": _render(payload["ranked"], limit, rec_id=rec_id),
+    }
+
+
+def similar_items(*, external_id: str, limit: int = 10) -> dict:
+    """The API answer for GET /items/{external_id}/similar/: the item's neighbours in the active
+    "similar" model (else the customer model); an item the model has not seen gets popular
+    items of its category. Raises NotFound for an unknown item."""
+    cat = catalog()
+    pk = cat.pk_of.get(external_id)
+    if pk is None:
+        raise NotFound(f"No item with external id '{external_id[:128]}'.", extra={"item": external_id[:128]})
+    state = serving_state()
+    model_id = state["active"].get(ModelUse.SIMILAR) or state["active"].get(ModelUse.CUSTOMER)
+    if model_id is None:
+        raise NoActiveModel()
+    model = serving_model(model_id, state["models"][model_id]["sha"])
+    avail, codes, names = cat.columns(model)
+    col = model.col_of.get(pk)
+    ranked = []
+    taken = set()
+    if col is not None:
+        nbr, sims = model.neighbours(col)
+        order = np.argsort(-sims, kind="stable")
+        for j, sim in zip(nbr[order].tolist(), sims[order].tolist()):
+            if avail[j] and j != col:
+                ranked.append((int(model.item_pks[j]), round(sim, 4), "similar", pk))
+                taken.add(j)
+    if len(ranked) < limit:
+        category = cat.by_pk[pk][2]
+        if category in names:
+            same = np.flatnonzero((codes == names.index(category)) & avail)
+            same = same[np.argsort(-model.global_scores()[same], kind="stable")]
+            for j in same.tolist():
+                if j != col and j not in taken:
+                    ranked.append((int(model.item_pks[j]), 0.0, "same_category", category))
+                    taken.add(j)
+                    if len(ranked) >= limit:
+                        break
+    rec_id = rec_id_prefix(model_id) + secrets.token_hex(6)
+    return {"item": external_id, "rec_id": rec_id, "model": model_id, "items": _render(ranked, limit, rec_id=rec_id)}
+
+
+def customer_recommendations_safe(*, external_id: str, limit: int = 10) -> dict | None:
+    """For staff pages: the customer's current recommendations, or None when none can be made."""
+    try:
+        return customer_recommendations(external_id=external_id, limit=limit)
+    except NoActiveModel:
+        return None
+

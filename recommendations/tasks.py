@@ -1,0 +1,26 @@
+"""Celery tasks of recommendations (queue "train", routed by module in crm/celery.py): thin,
+ids in, one service call. Training is single-flight and a finished row is never retrained,
+so a task delivered twice does nothing new."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from .choices import TrainAlgorithm
+
+
+@shared_task(soft_time_limit=3 * 3600, time_limit=3 * 3600 + 120, ignore_result=True)
+def recommender_train(model_id: int) -> None:
+    from .models import TrainedModel
+    from .services import recommender_train as train
+
+    model = TrainedModel.objects.filter(pk=model_id).first()
+    if model is not None:
+        train(model=model)
+
+
+@shared_task(soft_time_limit=3 * 3600, time_limit=3 * 3600 + 120, ignore_result=True)
+def recommender_train_nightly(algorithm: str = TrainAlgorithm.EASE, window_days: int = 365, holdout_days: int = 14,
+                              activate: bool = True) -> None:
+    from .services import recommender_train_nightly as nightly
+
+    nightly(algorithm=algorithm, window_days=window_days, holdout_days=holdout_days, activate=activate)
