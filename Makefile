@@ -9,7 +9,7 @@ PORT ?= 8000
 DEMO_CUSTOMERS ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: install demo test migrate serve worker beat clean messages
+.PHONY: install demo test migrate serve worker beat clean messages browser screenshots
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,21 @@ demo: install messages
 	$(PY) manage.py demo_setup --customers $(DEMO_CUSTOMERS)
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install messages
+# Browser tests drive Debian's Chromium (test tools' own browser downloads do not work here);
+# test_i18n uses GNU gettext's xgettext. Installed when missing and we may (root with apt-get).
+browser:
+	@if command -v chromium > /dev/null && command -v xgettext > /dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "Installing chromium and gettext (Debian packages) for the browser and translation tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext > /dev/null; \
+	else echo "chromium or gettext missing and not root: the browser tests will skip"; fi
+
+test: install messages browser
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null || (echo "Models and migrations differ: run makemigrations." && exit 1)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+screenshots: install messages browser
+	STRATUM_SCREENSHOTS=1 STRATUM_E2E_CUSTOMERS=400 $(PY) -m pytest tests/e2e/test_screenshots.py
 
 worker: install
 	$(VENV)/bin/celery -A crm worker -l info -Q default,ingest,recompute,train,send

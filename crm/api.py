@@ -4,4 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("segmentation.api.urls")),
+    path("", include("campaigns.api.urls")),
+    path("", include("recommendations.api.urls")),
 ]

@@ -13,6 +13,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("accounts.urls")),
+    path("segments/", include("segmentation.urls")),
+    path("recommendations/", include("recommendations.urls")),
+    path("t/", include("campaigns.urls")),
+    path("campaigns/", include("campaigns.staff_urls")),
     path("", include("crm.core.urls")),
 ]
 

@@ -19,8 +19,44 @@ def _tiers() -> str:
     return f"tiered {run.customers} customers ({run.changes} tier changes recorded)"
 
 
+def _models() -> str:
+    from segmentation.models import PredictiveModel
+    from segmentation.ml.services import models_train
+
+    if PredictiveModel.objects.filter(active=True).exists():
+        return "models already trained"
+    trained = models_train(activate=True)
+    return ", ".join(f"{m.kind} ({m.algorithm})" for m in trained) + " trained and activated"
+
+
+def _rescore() -> str:
+    """A full recompute writes the new models' scores and the clusters dimension."""
+    from segmentation.services import recompute_run_create, recompute_tiers
+
+    run = recompute_tiers(run=recompute_run_create(mode="full"))
+    return f"recomputed with the models: {run.changes} tier changes"
+
+
+def _recs() -> str:
+    from recommendations.services import recommendations_install_demo
+
+    return recommendations_install_demo()
+
+
+def _campaigns() -> str:
+    from campaigns.demo import campaigns_install_demo
+
+    out = campaigns_install_demo()
+    created = ", ".join(out["created"]) or "none new"
+    return f"campaigns created: {created}; " + (f"campaign {out['run']} run" if out["run"] else "no new run")
+
+
 DEMO_STEPS: list[tuple[str, Callable[[], str]]] = [
     ("Tiers", _tiers),
+    ("Churn, value and cluster models", _models),
+    ("Tiers with model scores", _rescore),
+    ("Recommendations", _recs),
+    ("Campaigns", _campaigns),
 ]
 
 

@@ -11,6 +11,7 @@ from django.views.generic import TemplateView
 from accounts.forms import StaffAuthenticationForm
 from accounts.selectors import overview_figures
 
+from .dashboard import dashboard_campaigns, dashboard_get
 from .health import health_status
 
 HEALTH_CACHE_KEY = "ui:health"
@@ -64,4 +65,31 @@ class HomeView(StaffRequiredMixin, TemplateView):
             can_view_customers=self.request.user.has_perm("accounts.view_customer"),
             can_view_imports=self.request.user.has_perm("accounts.view_dataimport"),
         )
+        user = self.request.user
+        if user.has_perm("segmentation.view_dimension"):
+            dashboard = dashboard_get()
+            context.update(
+                dashboard=dashboard,
+                sankeys={m["slug"]: m["sankey"] for m in dashboard.migrations if m["total"]},
+                can_view_segmentation=True,
+                can_view_changes=user.has_perm("segmentation.view_tierchange"),
+                can_view_features=user.has_perm("segmentation.view_customerfeatures"),
+                can_view_runs=user.has_perm("segmentation.view_recomputerun"),
+                can_view_models=user.has_perm("segmentation.view_predictivemodel"),
+            )
+        context["campaigns"] = dashboard_campaigns(user)
         return context
+
+
+def login_locked_out(request, credentials=None, *args, **kwargs):
+    """django-axes lockout response (AXES_LOCKOUT_CALLABLE): the login page with a clear message,
+    HTTP 429. Nothing says whether the username exists."""
+    from django.conf import settings
+    from django.shortcuts import render
+    from django.utils.translation import gettext
+
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    form = StaffAuthenticationForm(request)
+    message = gettext("Too many failed sign-in attempts. This account is locked on this device for %(minutes)s "
+                      "minutes; try again later or ask an administrator to unlock it.") % {"minutes": minutes}
+    return render(request, "registration/login.html", {"form": form, "locked_out": message}, status=429)

@@ -246,6 +246,29 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- Login lockout (django-axes) ------------------------------------------------------------
+# 5 failed sign-ins for the same username from the same IP address lock that pair out for 15
+# minutes; the login page says so (crm.core.views.login_locked_out, HTTP 429). Attempts are kept
+# in the database (AxesDatabaseHandler: shared by every web process, works with the embedded
+# default, no Redis needed) and listed in the admin. A successful sign-in resets the count.
+# The client address is REMOTE_ADDR. Behind a reverse proxy every client would share the proxy's
+# address: then install django-ipware and set AXES_IPWARE_PROXY_COUNT (see the django-axes docs).
+from datetime import timedelta as _timedelta  # noqa: E402
+
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = _timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "crm.core.views.login_locked_out"
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # one INFO line per sign-in otherwise
+# --- end of login lockout -------------------------------------------------------------------
+
 # --- Stratum ------------------------------------------------------------------------------
 INGEST_MAX_BATCH = 1000
 INGEST_MAX_FUTURE_SECONDS = 300
@@ -254,3 +277,40 @@ INGEST_MAX_PROPERTIES_BYTES = 4096
 # Segmentation: memory for the per-customer aggregation of a recompute (PostgreSQL SET LOCAL),
 # so that it does not spill to disk.
 SEGMENTATION_WORK_MEM = env.str("SEGMENTATION_WORK_MEM", default="256MB")
+
+# --- Campaigns (campaigns app) ------------------------------------------------------------
+# At most this many marketing messages per customer per rolling 7 days (0: no cap).
+CAMPAIGN_FREQUENCY_CAP = env.int("CAMPAIGN_FREQUENCY_CAP", default=3)
+# A purchase within this many days after a message (or a click) counts as a conversion.
+CAMPAIGN_ATTRIBUTION_DAYS = env.int("CAMPAIGN_ATTRIBUTION_DAYS", default=7)
+# Sending: messages claimed per batch (one SMTP connection per batch), parallel batch chains
+# per campaign, and a rate limit in messages per second per sending process (0: none).
+CAMPAIGN_SEND_BATCH_SIZE = env.int("CAMPAIGN_SEND_BATCH_SIZE", default=200)
+CAMPAIGN_SEND_CONCURRENCY = env.int("CAMPAIGN_SEND_CONCURRENCY", default=1)
+CAMPAIGN_SEND_RATE = env.float("CAMPAIGN_SEND_RATE", default=0.0)
+# The sent-mark of each message is committed the moment the SMTP server has the message. With
+# this off (default) PostgreSQL acknowledges that commit before its WAL flush: a killed worker
+# loses nothing (the server has the commit), but a crash of the database server itself can lose
+# the marks of its last ~0.6 s, and those messages would be sent again (same Message-ID). On, each
+# message waits for a WAL flush (one fsync, ~4 ms on slow disks).
+CAMPAIGN_SEND_SYNCHRONOUS_COMMIT = env.bool("CAMPAIGN_SEND_SYNCHRONOUS_COMMIT", default=False)
+# A send task sends batches for this long, then hands over to a fresh task (fair queues).
+CAMPAIGN_SEND_TASK_SECONDS = env.int("CAMPAIGN_SEND_TASK_SECONDS", default=60)
+# Temporary SMTP errors: retry with exponential backoff from this many seconds, this many times.
+CAMPAIGN_RETRY_BACKOFF_SECONDS = env.int("CAMPAIGN_RETRY_BACKOFF_SECONDS", default=30)
+CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=5)
+# Claims of a dead sender are taken back at once on PostgreSQL (advisory lock); elsewhere
+# after this lease.
+CAMPAIGN_CLAIM_LEASE_SECONDS = env.int("CAMPAIGN_CLAIM_LEASE_SECONDS", default=300)
+# Public base URL of the tracking endpoints (open pixel, click redirect, unsubscribe).
+CAMPAIGN_BASE_URL = env.str("CAMPAIGN_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+CAMPAIGN_FROM_EMAIL = env.str("CAMPAIGN_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Address for mailto: unsubscribes (List-Unsubscribe); empty: only the one-click URL.
+CAMPAIGN_UNSUBSCRIBE_MAILTO = env.str("CAMPAIGN_UNSUBSCRIBE_MAILTO", default="")
+CAMPAIGN_MESSAGE_ID_DOMAIN = env.str("CAMPAIGN_MESSAGE_ID_DOMAIN", default="stratum.local")
+# Top-N recommendations in messages: a dotted path to fn(customer_ids, *, n) -> {id: [dict]}.
+CAMPAIGN_RECOMMENDER = env.str("CAMPAIGN_RECOMMENDER", default="campaigns.rendering.default_recommender")
+CAMPAIGN_RECOMMENDATIONS_N = env.int("CAMPAIGN_RECOMMENDATIONS_N", default=3)
+# Goodwill coupons issued by customer service: at most this percentage (or fixed amount).
+CAMPAIGN_GOODWILL_MAX_PERCENT = env.int("CAMPAIGN_GOODWILL_MAX_PERCENT", default=20)
+CAMPAIGN_GOODWILL_MAX_AMOUNT = env.int("CAMPAIGN_GOODWILL_MAX_AMOUNT", default=50)

@@ -5,6 +5,7 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
@@ -13,11 +14,17 @@ from accounts.models import ApiKey, Customer, DataImport, Event, Feedback
 from accounts.roles import ANALYST
 from accounts.services.api_keys import api_key_create
 from recommendations.models import Item
+from segmentation import models as seg_models
 
 pytestmark = pytest.mark.django_db
 
 # Written only by services (ingest, imports): the admin shows them read-only and has no add page.
 NOT_ADDABLE = {Event, DataImport}
+# Rows written by the segmentation engine and trainer are read-only in the admin.
+NOT_ADDABLE |= {seg_models.CustomerFeatures, seg_models.Membership, seg_models.TierChange, seg_models.TierSnapshot,
+                seg_models.RecomputeRun, seg_models.PredictiveModel, seg_models.Cluster}
+# django-axes keeps its login-attempt logs read-only in the admin.
+NOT_ADDABLE |= {AccessAttempt, AccessFailureLog, AccessLog}
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 

@@ -227,8 +227,12 @@ def _history(c: Customer, events: int = 30, feedback: int = 12) -> None:
 def test_customer_page_lists_events_with_items_and_feedback_with_sentiment(support_client, django_assert_max_num_queries):
     c = customer(1, attributes={"city": "Berlin", "age_band": "25-34"}, marketing_consent=True)
     _history(c)
-    # session, user, permissions (2), customer, event count + page, feedback count + page: no query per row.
-    with django_assert_max_num_queries(10):
+    # session, user, permissions (2), customer, event count + page, feedback count + page: no query per row;
+    # + segmentation's sections (accounts/customer_page.py): memberships, tier history, active pins,
+    # features, and the tiers of the pin form (customer service may pin); + recommendations' section
+    # (active model, customer's recent items); + campaigns' section (coupons, messages received).
+    # A fixed budget: no query per event, feedback row, tier or coupon.
+    with django_assert_max_num_queries(10 + 5 + 2 + 2):
         response = support_client.get(reverse("accounts:customer-detail", args=[c.pk]))
     html = response.content.decode()
     assert len(response.context["events_page"].object_list) == 20

@@ -27,6 +27,9 @@ class NavEntry:
 NAV: list[NavEntry] = [
     NavEntry(_("Overview"), "home"),
     NavEntry(_("Customers"), "accounts:customer-list", "accounts.view_customer"),
+    NavEntry(_("Segmentation"), "segmentation:overview", "segmentation.view_dimension"),
+    NavEntry(_("Recommendations"), "recommendations:overview", "recommendations.view_trainedmodel"),
+    NavEntry(_("Campaigns"), "campaigns:campaign-list", "campaigns.view_campaign"),
     # Later issues append their areas here, e.g.
     # NavEntry(_("Segments"), "segmentation:segment-list", "segmentation.view_segment"),
     # NavEntry(_("Recommendations"), "recommendations:overview", "recommendations.view_item"),
@@ -87,3 +90,33 @@ def page_url(context, number: int, param: str = "page") -> str:
     params = context["request"].GET.copy()
     params[param or "page"] = number
     return f"?{params.urlencode()}"
+
+
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥", "JPY": "¥", "INR": "₹", "KRW": "₩"}
+
+
+@register.simple_tag
+def money(value, currency: str | None = None, places: int = 2) -> str:
+    """{% money amount %}: the amount in settings.CURRENCY, with the active language's decimal
+    and thousands separators ("$1,234.50"; unknown symbols: "1,234.50 CHF"). None renders "–"."""
+    from django.conf import settings
+    from django.utils.formats import number_format
+
+    if value is None or value == "":
+        return "–"
+    code = currency or settings.CURRENCY
+    text = number_format(value, decimal_pos=places, use_l10n=True, force_grouping=True)
+    symbol = CURRENCY_SYMBOLS.get(code)
+    if symbol:
+        return f"-{symbol}{text[1:]}" if text.startswith("-") else f"{symbol}{text}"
+    return f"{text} {code}"
+
+
+@register.filter
+def percent(value, places: int = 1) -> str:
+    """A share in percent with localised decimals ("12.5 %"); None renders "–"."""
+    from django.utils.formats import number_format
+
+    if value is None:
+        return "–"
+    return f"{number_format(value, decimal_pos=places, use_l10n=True)} %"

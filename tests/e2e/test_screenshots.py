@@ -1,0 +1,56 @@
+"""Screenshots of the main screens (the README shows them).
+
+Always taken (so a broken page fails here); written to docs/screenshots/ only when
+STRATUM_SCREENSHOTS=1:
+
+    STRATUM_SCREENSHOTS=1 STRATUM_E2E_CUSTOMERS=400 .venv/bin/python -m pytest tests/e2e/test_screenshots.py
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def _save(page, tmp_path: Path, name: str, *, full_page: bool = True) -> Path:
+    page.wait_for_timeout(300)  # charts render after DOMContentLoaded
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+    assert path.stat().st_size > 10_000
+    if os.environ.get("STRATUM_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS / path.name)
+    return path
+
+
+def test_screenshots(shop, page, login, live_server, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 900})
+    login("ops")
+    expect(page.locator("[data-kpi=active]")).to_be_visible()
+    expect(page.locator(".sankey-chart svg").first).to_be_attached()
+    _save(page, tmp_path, "dashboard")
+
+    page.goto(f"{live_server.url}/customers/{shop['vip'].customer.pk}/")
+    expect(page.locator("[data-badge=vip]")).to_be_visible()
+    _save(page, tmp_path, "customer-360")
+
+    page.goto(f"{live_server.url}/segments/segments/new/")
+    builder = page.locator(".rule-builder")
+    add = builder.get_by_role("button", name=re.compile("Add condition")).first
+    for n, (field, op, value) in enumerate((("orders_total", ">=", "2"), ("recency_days", "<=", "60"))):
+        add.click()
+        row = builder.locator(".rule-condition-row").nth(n)
+        row.locator("select.rule-field").select_option(field)
+        row.locator("select.rule-op").select_option(op)
+        with page.expect_response(lambda r: "/segments/preview/" in r.url):
+            row.locator("input.rule-value-input").fill(value)
+    page.fill("input[name=name]", "Recent repeat buyers")
+    expect(page.locator("[data-preview-count]")).to_have_text(re.compile(r"^[\d,.\s]+$"))
+    _save(page, tmp_path, "rule-builder", full_page=False)
