@@ -28,7 +28,7 @@ migrate: install
 demo: export STRATUM_DEMO=1
 demo: install messages
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup --customers $(DEMO_CUSTOMERS)
+	$(PY) manage.py demo_setup --customers $(DEMO_CUSTOMERS) --url http://$(HOST):$(PORT)/
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Browser tests drive Debian's Chromium (test tools' own browser downloads do not work here);

@@ -8,15 +8,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+HISTORY_WEEKS = 8
+
+
 def _tiers() -> str:
+    """Tier the demo as of each of the last weeks, then now: trend charts and the migration
+    diagram have a history to show, as they would after weeks of nightly recomputes."""
+    from datetime import timedelta
+
     from segmentation.choices import RunStatus
     from segmentation.models import RecomputeRun
-    from segmentation.services import recompute_run_create, recompute_tiers
+    from segmentation.services import default_as_of, recompute_run_create, recompute_tiers
 
     if RecomputeRun.objects.filter(status=RunStatus.SUCCEEDED).exists():
         return "tiers already computed"
-    run = recompute_tiers(run=recompute_run_create(mode="full"))
-    return f"tiered {run.customers} customers ({run.changes} tier changes recorded)"
+    now = default_as_of()
+    changes = 0
+    for weeks in range(HISTORY_WEEKS, -1, -1):
+        run = recompute_tiers(run=recompute_run_create(mode="full", as_of=now - timedelta(weeks=weeks)))
+        changes += run.changes
+    return f"tiered {run.customers} customers weekly over {HISTORY_WEEKS} weeks ({changes} tier changes recorded)"
 
 
 def _models() -> str:

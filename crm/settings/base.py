@@ -170,6 +170,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 # Outside production, WhiteNoise serves straight from the static folders (no collectstatic
 # needed for `make demo`); production serves the collected, hashed and compressed files.
 WHITENOISE_USE_FINDERS = not PRODUCTION
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns when it is missing
 WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -19,8 +19,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--customers", type=int, default=3000, help="customers in the demo store (default 3000)")
         parser.add_argument("--seed", type=int, default=42, help="random seed of the demo store (default 42)")
+        parser.add_argument("--url", default=URL, help=f"where the demo will be served (default {URL})")
 
-    def handle(self, *args, customers: int, seed: int, **options):
+    def handle(self, *args, customers: int, seed: int, url: str = URL, **options):
         bars = ProgressBars(enabled=options.get("verbosity", 1) >= 1)
         try:
             setup = demo_setup(customers=customers, seed=seed, progress=bars)
@@ -38,17 +39,17 @@ class Command(BaseCommand):
 
         demo_extras(report=out)
         out("")
-        out(self.style.SUCCESS(f"Stratum demo: {URL}"))
+        out(self.style.SUCCESS(f"Stratum demo: {url}"))
         out(f"Log in (password '{DEMO_PASSWORD}' for all):")
         for username, role in setup.users:
             out(f"  {username:<8} {role}")
-        out(f"Django admin: {URL}admin/")
-        out(f"API docs:     {URL}api/docs/")
+        out(f"Django admin: {url}admin/")
+        out(f"API docs:     {url}api/docs/")
         if setup.revoked_keys:
             out(f"The previous demo API key was revoked ({setup.revoked_keys}).")
         out("Sample call:")
         out(f"  curl -s -H 'Authorization: Api-Key {setup.api_key}' -H 'Content-Type: application/json' \\")
         out(f"       -d '{{\"events\": [{{\"event_id\": \"try-1\", \"customer\": \"demo-{seed}-00001\", "
-            f"\"type\": \"view\", \"occurred_at\": \"2026-01-01T12:00:00Z\"}}]}}' {URL}api/v1/events/")
+            f"\"type\": \"view\", \"occurred_at\": \"2026-01-01T12:00:00Z\"}}]}}' {url}api/v1/events/")
         out("Demo API key (all scopes; shown once):")
         out(setup.api_key)
