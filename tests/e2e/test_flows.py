@@ -1,6 +1,7 @@
 """What each role does every day, in a real browser (Chromium) against the live server."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -9,7 +10,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.e2e
 
 
-def test_customer_service_finds_a_customer_by_email_and_sees_vip_and_service_level(shop, page, login, live_server):
+def test_customer_service_finds_a_customer_by_email_sees_vip_and_issues_a_coupon(shop, page, login, live_server):
     vip = shop["vip"]
     assert vip is not None, "the demo store has a VIP customer"
     login("support")
@@ -27,6 +28,30 @@ def test_customer_service_finds_a_customer_by_email_and_sees_vip_and_service_lev
     service = page.locator("[data-service-level]")
     expect(service).to_be_visible()
     expect(service).to_contain_text(vip.tier.service_level[:30])
+
+    # Issue a goodwill coupon from the page and see it listed there.
+    from campaigns.models import Coupon
+
+    before = set(Coupon.objects.filter(customer=vip.customer).values_list("code", flat=True))
+    coupons = page.locator("#coupons")
+    coupons.locator("details.goodwill-form summary").click()
+    form = coupons.locator("details.goodwill-form form")
+    form.locator("select[name=discount]").select_option("percent")
+    form.locator("input[name=value]").fill("10")
+    form.locator("input[name=valid_days]").fill("30")
+    form.locator("input[name=reason]").fill("Late delivery, e2e")
+    form.get_by_role("button", name="Issue coupon").click()
+    page.wait_for_load_state("domcontentloaded")
+
+    expect(page).to_have_url(re.compile(rf"/customers/{vip.customer.pk}/(#coupons)?$"))
+    expect(page.locator(".messages .alert-success")).to_contain_text("Goodwill coupon")
+    coupon = Coupon.objects.filter(customer=vip.customer).exclude(code__in=before).get()
+    assert coupon.reason == "Late delivery, e2e" and coupon.issued_by.username == "support"
+    assert coupon.campaign_id is None and coupon.value == 10
+    row = coupons.locator(f"tr[data-coupon='{coupon.code}']")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("Late delivery, e2e")
+    expect(row).to_contain_text("support")
 
 
 def test_operations_builds_a_segment_with_two_conditions_and_sees_the_live_count(shop, page, login, live_server):
@@ -64,6 +89,87 @@ def test_operations_builds_a_segment_with_two_conditions_and_sees_the_live_count
 
     segment = Segment.objects.get(name="Repeat buyers")
     assert len(segment.rule["all"]) == 2
+
+
+def test_operations_creates_previews_and_sends_an_email_campaign_for_a_tier(shop, page, login, live_server):
+    from django.core import mail
+    from django.db.models import Count
+
+    from campaigns.models import Campaign, Message
+    from segmentation.models import Tier
+
+    # The tier with the most members that have an e-mail address: a holdout of 20 % keeps some.
+    tier = (Tier.objects.filter(memberships__customer__email__gt="").annotate(n=Count("memberships"))
+            .select_related("dimension").order_by("-n", "pk").first())
+    assert tier is not None and tier.n >= 10, "the demo store has a populated tier"
+    login("ops", next_url="/campaigns/new/")
+    expect(page.get_by_role("heading", level=1, name="New campaign")).to_be_visible()
+    form = page.locator("#campaign-form")
+    form.locator("input[name=name]").fill("E2E tier mail")
+    form.locator("select[name=kind]").select_option("email")
+
+    # Live audience estimate for the chosen tier (and its holdout).
+    summary = page.locator("#audience-estimate [data-estimate=summary]")
+    with page.expect_response(lambda r: "/campaigns/estimate/" in r.url
+                              and str(tier.pk) in json.loads(r.request.post_data or "{}").get("tiers", [])) as est:
+        form.locator("input[name=holdout_percent]").fill("20")
+        form.locator("select[name=tiers]").select_option(str(tier.pk))
+    estimate = est.value.json()
+    expect(summary).to_contain_text("in the audience")
+    expect(summary).to_contain_text("held out")
+    audience = int(page.locator("#audience-estimate").get_attribute("data-audience"))
+    assert 0 < audience <= tier.n, (audience, tier.n, estimate)
+
+    form.locator("input[name=subject]").fill("Hello {{ first_name }}, news for {{ shop_name }}")
+    form.locator("textarea[name=html_body]").fill(
+        '<p>Dear {{ name }}, thank you.</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>')
+    form.locator("textarea[name=text_body]").fill("Dear {{ name }}, thank you. Unsubscribe: {{ unsubscribe_url }}")
+    form.locator("button[type=submit]").last.click()
+    expect(page.locator(".messages .alert-success")).to_contain_text("Draft saved")
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+/$"))
+    campaign = Campaign.objects.get(name="E2E tier mail")
+    assert list(campaign.tiers.values_list("pk", flat=True)) == [tier.pk]
+    expect(page.locator("[data-status=draft]")).to_be_visible()
+
+    # Preview for a chosen customer of the tier: the rendered subject and body.
+    page.wait_for_load_state("networkidle")  # the preview for the default sample customer is in
+    customer = (tier.memberships.filter(customer__email__gt="").select_related("customer")
+                .order_by("customer_id").first().customer)
+    page.fill("#preview-customer", str(customer.pk))
+    def for_customer(r) -> bool:
+        return (f"/campaigns/{campaign.pk}/preview/" in r.url
+                and json.loads(r.request.post_data or "{}").get("customer") == str(customer.pk))
+
+    with page.expect_response(for_customer) as rendered:
+        page.click("#preview-button")
+    data = rendered.value.json()
+    assert rendered.value.ok, data
+    subject = page.locator("#preview-subject")
+    expect(subject).to_have_text(data["subject"])
+    assert data["subject"].startswith("Hello ") and "{{" not in data["subject"]
+    expect(page.frame_locator("#preview-html").locator("p").first).to_contain_text("thank you")
+    page.locator("details:has(#preview-text) summary").click()
+    expect(page.locator("#preview-text")).to_contain_text("thank you")
+
+    # Send it (tasks run eagerly in tests) and land on the results.
+    mail.outbox = []
+    page.locator("button[data-action=start]").click()
+    expect(page).to_have_url(re.compile(rf"/campaigns/{campaign.pk}/results/$"))
+    expect(page.locator(".messages .alert-success")).to_contain_text("Sending started")
+    sent = page.locator("[data-figure=sent]")
+    expect(sent).to_have_text(re.compile(r"^[1-9][\d,.\s]*$"))
+
+    # Reload: the figures come from the database.
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#results-status")).to_have_attribute("data-status", "sent")
+    n_sent = Message.objects.filter(campaign=campaign, status="sent").count()
+    n_holdout = Message.objects.filter(campaign=campaign, status="holdout").count()
+    assert n_sent > 0 and n_holdout > 0, (n_sent, n_holdout)
+    expect(sent).to_have_text(f"{n_sent:,}")
+    expect(page.locator("[data-figure=holdout]")).to_have_text(f"{n_holdout:,}")
+    expect(page.locator("#chart-delivery canvas, #chart-delivery svg").first).to_be_attached()
+    assert len(mail.outbox) == n_sent
 
 
 def test_analyst_reads_the_dashboard_but_cannot_edit_segments_or_tiers(shop, page, login, live_server):

@@ -54,3 +54,17 @@ def test_screenshots(shop, page, login, live_server, tmp_path):
     page.fill("input[name=name]", "Recent repeat buyers")
     expect(page.locator("[data-preview-count]")).to_have_text(re.compile(r"^[\d,.\s]+$"))
     _save(page, tmp_path, "rule-builder", full_page=False)
+
+    # Campaign results: the demo's reactivation campaign, run and dated as `make demo` does, so
+    # its attribution window holds the purchases of the data (conversions, uplift, revenue).
+    from campaigns.demo import campaigns_install_demo
+
+    out = campaigns_install_demo(run=True, backdate=True)
+    assert out["run"], f"the demo campaign ran: {out}"
+    page.goto(f"{live_server.url}/campaigns/{out['run']}/results/")
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#results-status")).to_have_attribute("data-status", "sent")
+    expect(page.locator("[data-figure=sent]")).to_have_text(re.compile(r"^[1-9][\d,.\s]*$"))
+    expect(page.locator("#chart-conversion canvas, #chart-conversion svg").first).to_be_attached()
+    expect(page.locator("#chart-delivery canvas, #chart-delivery svg").first).to_be_attached()
+    _save(page, tmp_path, "campaign-results")
