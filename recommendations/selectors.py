@@ -141,3 +141,27 @@ def metrics_chart(models) -> dict:
         "baseline_ndcg": [round(b.get("ndcg", 0), 4) for b in base],
     }
 
+
+
+def recommendations_for_customers(customer_ids: list[int], *, n: int = 3) -> dict[int, list[dict]]:
+    """Top-n recommendations per customer pk for e-mail content (campaigns' default recommender).
+
+    Each customer is ranked by the serving path (same model, filters, tier rules and cache as
+    the storefront API); the catalog fields e-mails need come from one query. Returns plain
+    values only; customers for whom nothing can be recommended get [].
+    """
+    from accounts.models import Customer
+
+    from .models import Item
+    from .serving import customer_recommendations_safe
+
+    external = dict(Customer.objects.filter(pk__in=customer_ids).values_list("pk", "external_id"))
+    ranked = {pk: (customer_recommendations_safe(external_id=ext, limit=n) or {}).get("items", [])
+              for pk, ext in external.items()}
+    wanted = {rec["item"] for recs in ranked.values() for rec in recs}
+    items = {i["external_id"]: i for i in Item.objects.filter(external_id__in=wanted).values("external_id", "url", "price")}
+    return {
+        pk: [{"title": rec["title"], "category": rec["category"], "url": items.get(rec["item"], {}).get("url", ""),
+              "price": items.get(rec["item"], {}).get("price")} for rec in recs]
+        for pk, recs in ranked.items()
+    }

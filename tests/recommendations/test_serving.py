@@ -4,6 +4,7 @@ ingest path, the customer's events since training, API errors."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
@@ -242,3 +243,15 @@ def test_without_an_active_model_the_api_says_so(api_client, shop):
 def test_ping_answers_any_valid_key_and_refuses_none(make_api_client, client):
     assert make_api_client(scopes=["events:write"]).get("/api/v1/ping/").json() == {"ok": True}
     assert client.get("/api/v1/ping/").status_code in (401, 403)
+
+
+def test_campaign_emails_get_the_same_recommendations_as_plain_values(trained, shop):
+    """campaigns.rendering's default recommender uses recommendations_for_customers."""
+    from campaigns.rendering import recommendations_for
+
+    reader = shop["readers"][3]
+    Item.objects.filter(category="Books").update(url="https://shop.example/b", price=Decimal("12.50"))
+    recs = recommendations_for([reader.pk])[reader.pk]
+    assert 1 <= len(recs) <= 3
+    assert all(r["category"] == "Books" and r["url"] == "https://shop.example/b" and r["price"] == "12.50" for r in recs)
+    assert all(set(r) == {"title", "url", "price", "category"} for r in recs)
