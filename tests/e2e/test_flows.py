@@ -232,7 +232,9 @@ def test_staff_pages_fit_a_tablet(shop, page, login, live_server):
     page.set_viewport_size({"width": 768, "height": 1024})
     login("ops")
     for path in ("/", "/customers/", "/segments/", "/segments/segments/", "/segments/segments/new/", "/segments/runs/",
-                 "/segments/models/", f"/customers/{shop['vip'].customer.pk}/"):
+                 "/segments/models/", f"/customers/{shop['vip'].customer.pk}/",
+                 "/campaigns/", "/campaigns/new/", "/campaigns/strategies/", "/campaigns/outbox/",
+                 "/recommendations/", "/recommendations/rules/", "/recommendations/experiments/"):
         page.goto(f"{live_server.url}{path}")
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         culprits = page.evaluate("""() => { const w = document.documentElement.clientWidth; const out = [];
