@@ -48,7 +48,11 @@ def _clear_cache():
 
     # django-redis clear() would flush the whole Redis database, shared with other test
     # processes; delete_pattern only touches this process's key prefix.
+    from accounts.services.api_keys import forget_verified_keys
+
     wipe = (lambda: cache.delete_pattern("*")) if hasattr(cache, "delete_pattern") else cache.clear
     wipe()
+    forget_verified_keys()
     yield
     wipe()
+    forget_verified_keys()

@@ -196,6 +196,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
 }
+# Seconds a process trusts a verified API key before asking the database again (a revoked key
+# stops working everywhere within this time; at once in the process that revoked it). 0: never.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stratum storefront API",
     "DESCRIPTION": (
