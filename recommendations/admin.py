@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -88,8 +90,33 @@ class TierRuleAdmin(admin.ModelAdmin):
         state_changed()
 
 
+class ExperimentAdminForm(forms.ModelForm):
+    """A new experiment passes the checks of the staff page (one running at a time, arms that
+    differ, finished customer models): errors on the form, not a database error."""
+
+    class Meta:
+        model = Experiment
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        if self.instance._state.adding and not self.errors:
+            from crm.core.errors import ApplicationError
+
+            from .services import experiment_check
+
+            try:
+                experiment_check(name=data.get("name") or "", model_a=data.get("model_a"), model_b=data.get("model_b"),
+                                 config_a=data.get("config_a"), config_b=data.get("config_b"),
+                                 traffic_b=data.get("traffic_b") or 0)
+            except ApplicationError as exc:
+                raise ValidationError(str(exc)) from None
+        return data
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentAdminForm
     list_display = ("name", "status", "model_a", "model_b", "traffic_b", "started_at", "stopped_at", "winner")
     list_filter = ("status",)
     search_fields = ("name",)
@@ -98,5 +125,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         from .model_store import state_changed
 
+        if not change:
+            obj.created_by = request.user
         super().save_model(request, obj, form, change)
         state_changed()

@@ -29,6 +29,7 @@ from .models import Experiment, Item, TierRule, TrainedModel
 
 STATE_KEY = "recs:state:v1"
 STATE_CACHE_SECONDS = 600
+GENERATION_KEY = "recs:generation"  # part of every cached entry's signature
 MAX_LOADED_MODELS = 4
 
 DEFAULT_CONFIG = {
@@ -102,7 +103,12 @@ def _state_from_db() -> dict:
     for tier_id, action, item_id, category, weight in TierRule.objects.filter(active=True).order_by("id").values_list(
             "tier_id", "action", "item_id", "category", "weight"):
         rules.setdefault(tier_id, []).append((action, item_id, category, weight))
-    state = {"active": active, "models": models, "experiment": experiment, "rules": rules}
+    generation = cache.get(GENERATION_KEY)
+    if generation is None:
+        generation = int(time.time())  # a lost counter never comes back to an old value
+        cache.add(GENERATION_KEY, generation, None)
+    state = {"active": active, "models": models, "experiment": experiment, "rules": rules,
+             "generation": generation}
     state["version"] = hashlib.sha1(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return state
 
@@ -133,6 +139,15 @@ def state_changed() -> None:
 
     drop()
     transaction.on_commit(drop)
+
+
+def bump_cache_generation() -> None:
+    """Retire every customer's cached recommendations at once (they age out of Redis)."""
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:  # missing: start from the clock, above any value used before
+        cache.set(GENERATION_KEY, int(time.time()), None)
+    state_changed()
 
 
 def active_model_id(use: str = ModelUse.CUSTOMER) -> int | None:

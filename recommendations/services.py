@@ -332,10 +332,10 @@ def tier_rule_delete(*, rule: TierRule) -> None:
 
 # --- experiments ------------------------------------------------------------------------------
 
-def experiment_create(*, name: str, model_a: TrainedModel | None = None, model_b: TrainedModel | None = None,
-                      config_a: dict | None = None, config_b: dict | None = None, traffic_b: float = 0.5,
-                      description: str = "", created_by=None) -> Experiment:
-    """Start an A/B test (one runs at a time). Empty model = the active customer model."""
+def experiment_check(*, name: str, model_a: TrainedModel | None, model_b: TrainedModel | None,
+                     config_a: dict | None, config_b: dict | None, traffic_b: float) -> tuple[dict, dict]:
+    """What experiment_create checks before it writes (also the admin's form): the cleaned
+    configurations, or an ApplicationError naming what is wrong."""
     if not name.strip():
         raise InvalidInput("An experiment needs a name.")
     if not 0 < traffic_b < 1:
@@ -348,6 +348,17 @@ def experiment_create(*, name: str, model_a: TrainedModel | None = None, model_b
         raise InvalidInput("The two arms are identical: give them different models or configurations.")
     if (model_a is None or model_b is None) and not TrainedModel.objects.filter(use=ModelUse.CUSTOMER, active=True).exists():
         raise ModelNotReady("An arm without a model uses the active model, and none is active.")
+    if Experiment.objects.filter(status=ExperimentStatus.RUNNING).exists():
+        raise ExperimentRunning("Another experiment is running: stop it first.")
+    return config_a, config_b
+
+
+def experiment_create(*, name: str, model_a: TrainedModel | None = None, model_b: TrainedModel | None = None,
+                      config_a: dict | None = None, config_b: dict | None = None, traffic_b: float = 0.5,
+                      description: str = "", created_by=None) -> Experiment:
+    """Start an A/B test (one runs at a time). Empty model = the active customer model."""
+    config_a, config_b = experiment_check(name=name, model_a=model_a, model_b=model_b, config_a=config_a,
+                                          config_b=config_b, traffic_b=traffic_b)
     try:
         with transaction.atomic():
             experiment = Experiment.objects.create(name=name.strip(), description=description, model_a=model_a,

@@ -6,9 +6,11 @@ cache entry (one Redis GET), and on a miss three indexed queries (customer, thei
 events, their tiers). Everything else is numpy over arrays held by the process.
 
 Cache: one entry per customer (`recs:c:<external id>`), a small dict of ranked lists keyed by
-the request's signature (model, arm, state version, category, exclusions). The limit is not
-part of the signature: a ranked list is stored long enough for any limit. New events of the
-customer delete the entry (`invalidate_customers`, connected to accounts' `events_stored`).
+the request's signature (model, arm, state version, which covers the cache generation,
+category, exclusions). The limit is not part of the signature: a ranked list is stored long
+enough for any limit. New events of the customer delete the entry (`invalidate_customers`, connected to accounts'
+`events_stored`), and so does a change of their tiers (segmentation's `tiers_changed`; a run
+that moves very many customers moves the generation instead, which retires every entry).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from segmentation.models import Membership
 from .artefacts import SECONDS_PER_DAY, History, ServingModel
 from .choices import Arm, ModelUse, TierRuleAction
 from .features import event_weights
-from .model_store import DEFAULT_CONFIG, catalog, conf, serving_model, serving_state
+from .model_store import DEFAULT_CONFIG, bump_cache_generation, catalog, conf, serving_model, serving_state
 
 MAX_LIMIT = 100
 RANKED_LENGTH = MAX_LIMIT + 20  # stored per signature: any limit, plus some for items going out of stock
@@ -142,6 +144,24 @@ def invalidate_customers(external_ids) -> None:
 
 def on_events_stored(sender, customers, **kwargs) -> None:
     invalidate_customers(customers)
+
+
+# Up to this many customers changing tier in one run have their entries dropped one by one;
+# beyond (a first run, a rule edited for everyone) every entry is dropped at once by moving the
+# cache generation, which is part of every entry's signature.
+TIER_INVALIDATE_ONE_BY_ONE = 20_000
+
+
+def on_tiers_changed(sender=None, changes=None, **kwargs) -> None:
+    """segmentation.signals.tiers_changed receiver: a customer's tiers choose the tier rules and
+    the tier-popular fallback of their list, so their cached entry goes when a tier changes."""
+    if changes is None:
+        return
+    ids = list(changes.values_list("customer__external_id", flat=True).distinct()[: TIER_INVALIDATE_ONE_BY_ONE + 1])
+    if len(ids) > TIER_INVALIDATE_ONE_BY_ONE:
+        bump_cache_generation()
+    else:
+        invalidate_customers(ids)
 
 
 # --- the customer's side ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from django.dispatch import Signal
 
 # Sent once per recompute run (and per override) that recorded tier changes.
-# kwargs: run_id (int | None), change_ids_query (a TierChange queryset of the new changes).
-# Receivers ("on entering tier X" campaign triggers) filter it by to_tier.
+# kwargs: run_id (int | None), changes (a TierChange queryset of the new changes).
+# Receivers: campaigns' "on entering tier X" triggers filter it by to_tier; recommendations
+# drop the cached lists of the customers in it.
 tiers_changed = Signal()

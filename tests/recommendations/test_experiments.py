@@ -142,3 +142,20 @@ def test_only_one_experiment_runs_and_arms_must_differ(trained):
         experiment_create(name="second", config_b={"category_cap": 2})
     with pytest.raises(InvalidInput, match="bogus"):
         experiment_create(name="bad", config_b={"bogus": 1})
+
+
+def test_the_admin_refuses_a_second_running_experiment_on_the_form(trained, admin_client):
+    """Through the Django admin as well: a form error naming the running one, not a 500."""
+    from recommendations.models import Experiment
+
+    experiment_create(name="first", config_b={"category_cap": 1})
+    form = {"name": "second", "description": "", "model_a": "", "model_b": "", "traffic_b": "0.5",
+            "config_a": "{}", "config_b": '{"category_cap": 2}'}
+    response = admin_client.post("/admin/recommendations/experiment/add/", form)
+    assert response.status_code == 200
+    assert "Another experiment is running: stop it first." in response.content.decode()
+    assert Experiment.objects.count() == 1
+    Experiment.objects.update(status="stopped")
+    response = admin_client.post("/admin/recommendations/experiment/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Experiment.objects.get(name="second").status == "running"

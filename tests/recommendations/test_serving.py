@@ -189,6 +189,43 @@ def test_other_customers_cache_survives_an_ingest(api_client, trained, django_ca
     assert cache.get(customer_cache_key("reader-4"))
 
 
+def test_a_tier_change_drops_the_customer_cache_so_tier_rules_apply_at_once(
+        api_client, trained, shop, dimensions, django_capture_on_commit_callbacks):
+    """A pin to a tier with a boost rule (an override, as customer service sets it) changes the
+    list on the next request, not when the cache entry ages out."""
+    from segmentation.services import tier_override_create
+
+    low = Tier.objects.get(dimension__slug="value", slug="low")
+    tier_rule_create(tier=low, action="boost", category="Toys", weight=3.0)
+    before = recs(api_client, "reader-3", limit=3)
+    assert all(x["category"] == "Books" for x in before["items"])  # not in the tier yet
+    recs(api_client, "reader-4", limit=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        tier_override_create(customer=shop["readers"][3], tier=low, reason="test", expires_at=timezone.now() + DAY)
+    assert cache.get(customer_cache_key("reader-3")) is None
+    assert cache.get(customer_cache_key("reader-4"))  # others keep theirs
+    assert recs(api_client, "reader-3", limit=3)["items"][0]["category"] == "Toys"
+
+
+def test_a_run_changing_very_many_tiers_retires_every_cached_list_at_once(api_client, trained, shop, dimensions,
+                                                                          monkeypatch):
+    from recommendations import serving
+    from segmentation.models import TierChange
+
+    low = Tier.objects.get(dimension__slug="value", slug="low")
+    recs(api_client, "reader-3", limit=1)
+    key = customer_cache_key("reader-3")
+    entry = cache.get(key)
+    assert entry
+    for c in shop["readers"][:3]:
+        TierChange.objects.create(customer=c, dimension=low.dimension, to_tier=low, at=timezone.now(), cause="rule")
+    monkeypatch.setattr(serving, "TIER_INVALIDATE_ONE_BY_ONE", 2)
+    serving.on_tiers_changed(changes=TierChange.objects.all())
+    assert cache.get(key) == entry  # the entry itself stays (it ages out of Redis) ...
+    recs(api_client, "reader-3", limit=1)
+    assert len(cache.get(key)) == len(entry) + 1  # ... but no request reads it: a new signature
+
+
 # --- similar items -------------------------------------------------------------------------------
 
 def test_similar_items_of_a_book_are_books(api_client, trained):
