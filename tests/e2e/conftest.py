@@ -90,6 +90,13 @@ def _install_builtin_dimensions() -> None:
 def shop(transactional_db, settings):
     """A small demo store, tiered, with the demo staff users (ops, support, analyst; password
     'demo'): the same code `make demo` runs, at a size that keeps each test to a few seconds."""
+    settings.DEMO_MODE = True
+    return seed_shop(customers=int(os.environ.get("STRATUM_E2E_CUSTOMERS", "120")))
+
+
+def seed_shop(*, customers: int) -> dict:
+    """The `shop` fixture's store (needs a database and settings.DEMO_MODE); returns {"vip": a
+    membership of a VIP tier whose customer has an e-mail address}."""
     from django.contrib.auth.models import Group, Permission
 
     from accounts.demo.setup import demo_setup
@@ -97,10 +104,9 @@ def shop(transactional_db, settings):
     from segmentation.models import Membership
     from segmentation.services import default_as_of, recompute_run_create, recompute_tiers
 
-    settings.DEMO_MODE = True
     _install_builtin_dimensions()
     sync_roles(Group, Permission)
-    demo_setup(customers=int(os.environ.get("STRATUM_E2E_CUSTOMERS", "120")), seed=7)
+    demo_setup(customers=customers, seed=7)
     # Weekly recomputes over the last three weeks: snapshots on several days (the trend charts)
     # and tier changes within 30 days (the migration Sankey), as a running installation has.
     as_of = default_as_of()
