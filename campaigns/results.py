@@ -151,7 +151,7 @@ def campaign_results(*, campaign: Campaign, attribution_days: int | None = None)
     for tid in tier_ids:
         t = _summarise([r for r in rows if r["tier_id"] == tid])
         tier = tier_names.get(tid)
-        t.update(tier_id=tid, name=tier.name if tier else "", slug=tier.slug if tier else "",
+        t.update(tier_id=tid, name=tier.display_name if tier else "", slug=tier.slug if tier else "",
                  dimension=tier.dimension.slug if tier else "")
         tiers.append(t)
     return {"campaign_id": campaign.pk, "name": campaign.name, "status": campaign.status,

@@ -104,7 +104,7 @@ def dashboard_campaigns(*, limit: int = 8) -> list[dict]:
             url = reverse("campaigns:detail", args=[c.pk])
         except NoReverseMatch:   # the staff pages come with the web UI; until then, the admin
             url = reverse("admin:campaigns_campaign_change", args=[c.pk])
-        audience = ", ".join(t.name for t in c.tiers.all()) or (c.segment.name if c.segment_id else "")
+        audience = ", ".join(t.display_name for t in c.tiers.all()) or (c.segment.name if c.segment_id else "")
         out.append({
             "name": c.name, "url": url, "status": c.status, "status_label": c.get_status_display(),
             "when": c.started_at or c.send_at, "audience": audience,

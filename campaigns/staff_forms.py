@@ -21,12 +21,12 @@ CAMPAIGN_FIELDS = ("name", "description", "kind", "segment", "holdout_percent", 
 
 class TierChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: Tier) -> str:
-        return f"{obj.dimension.name}: {obj.name}"
+        return f"{obj.dimension.display_name}: {obj.display_name}"
 
 
 class EntryTierField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Tier) -> str:
-        return f"{obj.dimension.name}: {obj.name}"
+        return f"{obj.dimension.display_name}: {obj.display_name}"
 
 
 def _tiers():

@@ -91,7 +91,7 @@ class TierRuleForm(StyledForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tier"].queryset = Tier.objects.select_related("dimension").filter(dimension__active=True)
-        self.fields["tier"].label_from_instance = lambda t: f"{t.dimension.name}: {t.name}"
+        self.fields["tier"].label_from_instance = lambda t: f"{t.dimension.display_name}: {t.display_name}"
         cats = Item.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct()
         self.fields["category"].choices = [("", "—")] + [(c, c) for c in cats]
 

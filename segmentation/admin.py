@@ -17,9 +17,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from crm.core.errors import ApplicationError
+from crm.core.translations import (TranslationsFormMixin, add_translation_fields, dropped_translations_message,
+                                   translation_field_name, translation_languages)
 
 from .choices import RunMode, RunStatus
-from .forms import RuleField
+from .forms import RuleField, rule_errors_text
 from .models import (Cluster, CustomerFeatures, Dimension, Membership, PredictiveModel, RecomputeRun, Segment, Tier,
                      TierChange, TierOverride, TierSnapshot)
 from .rules import RuleError, compile_rule
@@ -65,13 +67,35 @@ def colour_swatch(obj: Tier) -> str:
                        'vertical-align:middle;border:1px solid #0003"></span> {}', obj.colour, obj.colour)
 
 
+@admin.display(description=_("name"), ordering="name")
+def display_name(obj: Dimension | Tier) -> str:
+    """The name in the UI language (the stored one when it has no translation)."""
+    return obj.display_name
+
+
+def with_translations(field: str) -> tuple[str, ...]:
+    """`field` and its translation fields, for one row of an admin form."""
+    return (field, *(translation_field_name(field, language) for language in translation_languages()))
+
+
+def translation_search_fields(field: str) -> tuple[str, ...]:
+    return tuple(f"translations__{language}__{field}" for language in translation_languages())
+
+
+def warn_dropped_translations(request, form) -> None:
+    """Tell the user which translations a changed text dropped (crm/core/translations.py)."""
+    if warning := dropped_translations_message(form):
+        messages.warning(request, f"{form.instance}: {warning}")
+
+
 # --- Rules --------------------------------------------------------------------------------------
-class TierAdminForm(forms.ModelForm):
+@add_translation_fields("name", "service_level", "description")
+class TierAdminForm(TranslationsFormMixin, forms.ModelForm):
     rule = RuleField(label=_("rule"))
 
     class Meta:
         model = Tier
-        fields = "__all__"
+        exclude = ("translations",)
 
     def clean_rule(self):
         rule = self.cleaned_data.get("rule") or {}
@@ -83,26 +107,48 @@ class TierAdminForm(forms.ModelForm):
         try:
             compile_rule(rule, dimension=dimension)
         except RuleError as exc:
-            raise forms.ValidationError([f"{e['path'] or 'rule'}: {e['message']}" for e in exc.errors]) from None
+            raise forms.ValidationError(rule_errors_text(exc)) from None
         return rule
+
+
+TIER_FIELDS = (with_translations("name"), ("slug", "order"), ("colour", "is_vip"), with_translations("service_level"),
+               with_translations("description"), "rule")
 
 
 class TierInline(admin.StackedInline):
     model = Tier
     form = TierAdminForm
     extra = 0
-    fields = (("name", "slug", "order"), ("colour", "is_vip"), "service_level", "description", "rule")
+    fields = TIER_FIELDS
     show_change_link = True
+
+
+@add_translation_fields("name", "description")
+class DimensionAdminForm(TranslationsFormMixin, forms.ModelForm):
+    class Meta:
+        model = Dimension
+        exclude = ("translations",)
 
 
 @admin.register(Dimension)
 class DimensionAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "kind", "order", "active", "fallback_tier", "tier_count")
+    form = DimensionAdminForm
+    fields = (with_translations("name"), "slug", "kind", "order", "active", "fallback_tier", with_translations("description"))
+    list_display = (display_name, "slug", "kind", "order", "active", "fallback_tier", "tier_count")
     list_filter = ("kind", "active")
-    search_fields = ("name", "slug")
+    search_fields = ("name", "slug", *translation_search_fields("name"))
     ordering = ("order", "slug")
     inlines = [TierInline]
     prepopulated_fields = {"slug": ("name",)}
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        warn_dropped_translations(request, form)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        super().save_formset(request, form, formset, change)
+        for inline_form in formset.forms:
+            warn_dropped_translations(request, inline_form)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("fallback_tier").annotate(_tiers=Count("tiers"))
@@ -121,11 +167,16 @@ class DimensionAdmin(admin.ModelAdmin):
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
     form = TierAdminForm
-    list_display = ("name", "dimension", "slug", "order", colour_swatch, "is_vip", "members")
+    fields = ("dimension", *TIER_FIELDS)
+    list_display = (display_name, "dimension", "slug", "order", colour_swatch, "is_vip", "members")
     list_filter = ("dimension", "is_vip")
-    search_fields = ("name", "slug", "dimension__name")
+    search_fields = ("name", "slug", "dimension__name", *translation_search_fields("name"))
     list_select_related = ("dimension",)
     ordering = ("dimension__order", "order")
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        warn_dropped_translations(request, form)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_members=Count("memberships"))

@@ -1,4 +1,5 @@
-"""The dimensions and tiers Stratum ships with (installed by migration 0002, all editable).
+"""The dimensions and tiers Stratum ships with (installed by migration 0002, all editable;
+Simplified Chinese of their texts by migration 0005).
 
 Thresholds are values inside the rules, so staff change them in the admin or the rule
 builder; nothing here is read at recompute time.
@@ -79,3 +80,61 @@ DIMENSIONS = [
         ("no-purchase", "No purchase yet", {}, "#adb5bd", False, "Standard service.", "Customers without a purchase (no R/F/M scores)."),
     ], "no-purchase"),
 ]
+
+# The shipped texts above in Simplified Chinese, for the staff UI (Dimension/Tier.translations).
+# Migration 0005 stores each one only where the row still has the shipped English text, so a name
+# staff have already changed does not get a translation of the old one.
+# Keys: a dimension slug, or (dimension slug, tier slug).
+ZH_HANS = {
+    "behaviour": {"name": "行为", "description": "客户最近的行为：新客、活跃、沉默或流失。"},
+    ("behaviour", "new"): {"name": "新客", "service_level": "欢迎新客：协助完成首单，一个工作日内答复。",
+                           "description": "最近 30 天内注册（或首次出现）。"},
+    ("behaviour", "active"): {"name": "活跃", "service_level": "标准服务，一个工作日内答复。",
+                              "description": "最近 30 天内有任何活动。"},
+    ("behaviour", "silent"): {"name": "沉默", "service_level": "值得发送唤醒优惠；一个工作日内答复。",
+                              "description": "最近一次活动在 31 至 90 天前。"},
+    ("behaviour", "churned"): {"name": "流失", "service_level": "仅在理由充分时挽回；标准服务。",
+                               "description": "超过 90 天没有任何活动（兜底分层）。"},
+    "value": {"name": "价值", "description": "客户的价值：高价值（VIP）、中价值或低价值。"},
+    ("value", "high"): {"name": "高价值（VIP）",
+                        "service_level": "VIP：优先排队，2 小时内答复，客服可发放最高 20% 的补偿优惠券。",
+                        "description": "累计消费位于前五分之一且属于购买最频繁的客户，或预测未来一年价值不低于 1,000。"},
+    ("value", "mid"): {"name": "中价值", "service_level": "一个工作日内答复；补偿优惠券最高 10%。",
+                       "description": "累计消费位于中间五分位或更高。"},
+    ("value", "low"): {"name": "低价值", "service_level": "标准服务。",
+                       "description": "其他所有客户，包括尚未购买的客户。"},
+    "lifecycle": {"name": "生命周期", "description": "客户与本店的关系所处的阶段。"},
+    ("lifecycle", "onboarding"): {"name": "引导期", "service_level": "引导客户完成第二单。",
+                                  "description": "60 天内加入，或 90 天内加入且最多下过一单。"},
+    ("lifecycle", "decline"): {"name": "衰退期", "service_level": "有流失风险：个性化关怀会有帮助；一个工作日内答复。",
+                               "description": "流失概率高、超过 90 天无活动，或之前 90 天内有购买而最近 90 天内没有。"},
+    ("lifecycle", "growth"): {"name": "成长期", "service_level": "正在成长：广泛推荐商品。",
+                              "description": "之前 90 天内最多一单，最近 90 天内至少两单。"},
+    ("lifecycle", "maturity"): {"name": "成熟期", "service_level": "稳定客户：标准服务。",
+                                "description": "关系稳定的客户（兜底分层）。"},
+    "rfm": {"name": "RFM", "description": "根据最近购买（R）和购买频率（F）评分划分的标准 RFM 客群。"},
+    ("rfm", "champions"): {"name": "冠军客户", "service_level": "最佳客户：优先排队，2 小时内答复。",
+                           "description": "最近购买且购买最频繁。"},
+    ("rfm", "loyal"): {"name": "忠诚客户", "service_level": "一个工作日内答复；推荐升级购买。",
+                       "description": "购买频繁且最近有购买。"},
+    ("rfm", "potential-loyalist"): {"name": "潜在忠诚客户", "service_level": "邀请加入会员或忠诚度计划。",
+                                    "description": "最近有购买、购买频率中等的客户。"},
+    ("rfm", "new-customers"): {"name": "新客户", "service_level": "帮助客户上手。",
+                               "description": "最近有购买，但迄今只买过一次。"},
+    ("rfm", "promising"): {"name": "有潜力客户", "service_level": "提升品牌认知，提供免费试用。",
+                           "description": "最近来购物但买得不多的客户。"},
+    ("rfm", "need-attention"): {"name": "需要关注", "service_level": "限时优惠，个性化推荐。",
+                                "description": "最近购买和购买频率高于平均，但正在下滑。"},
+    ("rfm", "about-to-sleep"): {"name": "即将沉睡", "service_level": "分享有价值的内容，重新建立联系。",
+                                "description": "最近购买和购买频率低于平均。"},
+    ("rfm", "cannot-lose-them"): {"name": "不能失去的客户", "service_level": "亲自挽回；2 小时内答复。",
+                                  "description": "曾经购买非常频繁，但已很久没有购买。"},
+    ("rfm", "at-risk"): {"name": "高危客户", "service_level": "发送个性化邮件和优惠，重新建立联系。",
+                         "description": "很久以前消费多且频繁。"},
+    ("rfm", "lost"): {"name": "已流失", "service_level": "用营销活动重新唤起兴趣，或者放手。",
+                      "description": "最近购买和购买频率都最低。"},
+    ("rfm", "hibernating"): {"name": "休眠客户", "service_level": "推荐其他相关商品和折扣。",
+                             "description": "上次购买已很久，订单很少。"},
+    ("rfm", "no-purchase"): {"name": "尚未购买", "service_level": "标准服务。",
+                             "description": "没有购买记录的客户（无 R/F/M 评分）。"},
+}

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.core.errors import ApplicationError
+from crm.core.translations import TranslationsFormMixin, add_translation_fields
 
 from .choices import RunMode
 from .models import Segment, Tier
@@ -64,7 +65,10 @@ class BootstrapMixin:
                 widget.attrs["class"] = f"{extra} {css}".strip()
 
 
-class TierForm(BootstrapMixin, forms.ModelForm):
+@add_translation_fields("name", "service_level", "description")
+class TierForm(BootstrapMixin, TranslationsFormMixin, forms.ModelForm):
+    """A tier's settings; each text sits next to its translations, so they are edited together."""
+
     rule = RuleField(label=_("Rule"))
 
     class Meta:
@@ -120,7 +124,7 @@ class TierOverrideForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["tier"].queryset = (Tier.objects.filter(dimension__active=True).select_related("dimension")
                                         .order_by("dimension__order", "dimension__slug", "order"))
-        self.fields["tier"].label_from_instance = lambda t: f"{t.dimension.name}: {t.name}"
+        self.fields["tier"].label_from_instance = lambda t: f"{t.dimension.display_name}: {t.display_name}"
         if not self.is_bound:
             self.initial.setdefault("expires_at", (timezone.now() + timedelta(days=30)).replace(second=0, microsecond=0))
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.core.models import BaseModel
 from crm.core.money import money_field
+from crm.core.translations import TranslatedText, Translatable
 
 from .choices import ChangeCause, DimensionKind, ModelKind, RunMode, RunStatus
 
@@ -74,8 +75,15 @@ class CustomerFeatures(models.Model):
         return f"features of {self.customer_id} as of {self.as_of:%Y-%m-%d}"
 
 
-class Dimension(BaseModel):
-    """A way of tiering customers (behaviour, value, lifecycle, RFM, clusters...)."""
+class Dimension(BaseModel, Translatable):
+    """A way of tiering customers (behaviour, value, lifecycle, RFM, clusters...).
+
+    Staff pages show `display_name` (the name in the UI language, see crm/core/translations.py);
+    the API returns `name`.
+    """
+
+    display_name = TranslatedText("name")
+    display_description = TranslatedText("description")
 
     slug = models.SlugField(_("slug"), max_length=40, unique=True)
     name = models.CharField(_("name"), max_length=100)
@@ -92,11 +100,19 @@ class Dimension(BaseModel):
         ordering = ["order", "slug"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.display_name
 
 
-class Tier(BaseModel):
-    """One tier of a dimension. `rule` is a JSON condition tree (segmentation/rules.py)."""
+class Tier(BaseModel, Translatable):
+    """One tier of a dimension. `rule` is a JSON condition tree (segmentation/rules.py).
+
+    Staff pages show `display_name` and `display_service_level` (UI language); the API returns
+    `name` and `service_level`.
+    """
+
+    display_name = TranslatedText("name")
+    display_service_level = TranslatedText("service_level")
+    display_description = TranslatedText("description")
 
     dimension = models.ForeignKey(Dimension, on_delete=models.CASCADE, related_name="tiers")
     slug = models.SlugField(_("slug"), max_length=40)
@@ -118,7 +134,7 @@ class Tier(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return self.display_name
 
 
 class Membership(models.Model):

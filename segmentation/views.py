@@ -21,6 +21,7 @@ from django.views.generic import TemplateView
 from accounts.models import Customer
 from accounts.selectors import customer_contact
 from crm.core.errors import ApplicationError
+from crm.core.translations import dropped_translations_message
 from crm.core.views import StaffPermissionRequiredMixin
 
 from . import views_support as support
@@ -148,13 +149,15 @@ class TierDetailView(SegmentationPageMixin, MethodPermissionMixin, TemplateView)
         data = dict(form.cleaned_data)
         rule = data.pop("rule")
         try:
-            support.tier_settings_update(tier=self.tier, rule=rule, **data)
+            tier = support.tier_settings_update(tier=self.tier, rule=rule, **data)
         except ApplicationError as exc:
             apply_application_error(form, exc)
             messages.error(request, exc.message)
             return self.render_to_response(self.get_context_data(form=form))
         messages.success(request, _("Tier “%(name)s” saved. The change applies at the next recompute; "
-                                    "recompute now to see it at once.") % {"name": data["name"]})
+                                    "recompute now to see it at once.") % {"name": tier.display_name})
+        if warning := dropped_translations_message(form):
+            messages.warning(request, warning)
         return redirect("segmentation:tier", pk=self.tier.pk)
 
 
@@ -410,7 +413,7 @@ class TierOverrideCreateView(StaffPermissionRequiredMixin, View):
             messages.error(request, exc.message)
             return _customer_page(customer.pk)
         messages.success(request, _("Pinned to %(tier)s on %(dimension)s until %(expires)s.") % {
-            "tier": tier.name, "dimension": tier.dimension.name,
+            "tier": tier.display_name, "dimension": tier.dimension.display_name,
             "expires": form.cleaned_data["expires_at"].strftime("%Y-%m-%d %H:%M")})
         return _customer_page(customer.pk)
 

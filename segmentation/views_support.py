@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Customer
+from crm.core.translations import translated_text
 
 from .choices import ModelKind, RunStatus
 from .models import (Cluster, CustomerFeatures, Dimension, Membership, PredictiveModel, RecomputeRun, Segment, Tier,
@@ -89,16 +90,18 @@ def builder_config(*, exclude_dimension: str | None = None) -> dict[str, Any]:
     """What static/js/rule-builder.js needs: fields with type, operators, group and values; labels."""
     fields = []
     tier_labels: dict[str, dict[str, str]] = {}
+    dimension_names: dict[str, str] = {}
     for dim in Dimension.objects.prefetch_related("tiers").order_by("order", "slug"):
-        tier_labels[dim.slug] = {t.slug: t.name for t in dim.tiers.all()}
+        tier_labels[dim.slug] = {t.slug: t.display_name for t in dim.tiers.all()}
+        dimension_names[dim.slug] = dim.display_name
     for entry in field_catalogue():
         name = entry["field"]
         if entry["type"] == TIER:
             dim = name.split(":", 1)[1]
             if dim == exclude_dimension:
                 continue  # a tier rule cannot refer to its own dimension
-            fields.append({**entry, "group": "tiers", "label": gettext("Tier: %(dimension)s") % {"dimension": entry["label"][6:]},
-                           "value_labels": tier_labels.get(dim, {})})
+            label = gettext("Tier: %(dimension)s") % {"dimension": dimension_names.get(dim, entry["label"][6:])}
+            fields.append({**entry, "group": "tiers", "label": label, "value_labels": tier_labels.get(dim, {})})
         elif entry["type"] == ATTR:
             fields.append({**entry, "field": "attributes.", "group": "attributes", "label": str(_("Customer attribute…"))})
         else:
@@ -191,15 +194,16 @@ def tier_trends(*, days: int = 180) -> dict[str, dict]:
         return {}
     since: date = latest - timedelta(days=days)
     rows = (TierSnapshot.objects.filter(date__gte=since, dimension__active=True)
-            .values_list("dimension__slug", "date", "tier__slug", "tier__name", "tier__colour", "tier__order", "customers")
+            .values_list("dimension__slug", "date", "tier__slug", "tier__name", "tier__translations", "tier__colour",
+                         "tier__order", "customers")
             .order_by("date"))
     by_dim: dict[str, dict] = {}
-    for dim, day, slug, name, colour, order, customers in rows:
+    for dim, day, slug, name, translations, colour, order, customers in rows:
         d = by_dim.setdefault(dim, {"dates": [], "tiers": OrderedDict(), "values": {}})
         iso = day.isoformat()
         if not d["dates"] or d["dates"][-1] != iso:
             d["dates"].append(iso)
-        d["tiers"].setdefault(slug, (name, colour, order))
+        d["tiers"].setdefault(slug, (translated_text(name, translations, "name"), colour, order))
         d["values"][(slug, iso)] = customers
     out = {}
     for dim, d in by_dim.items():
@@ -272,7 +276,7 @@ def customer_filter_tier(request, value: str):
     if tier is None:
         return None
     q = Q(Exists(Membership.objects.filter(customer=OuterRef("pk"), tier=tier)))
-    return q, f"{tier.dimension.name}: {tier.name}"
+    return q, f"{tier.dimension.display_name}: {tier.display_name}"
 
 
 def customer_filter_segment(request, value: str):
@@ -419,7 +423,8 @@ def customer_segmentation(*, customer: Customer, history: int = 30) -> dict:
 @transaction.atomic
 def tier_settings_update(*, tier: Tier, rule: Any, **fields) -> Tier:
     """Change a tier's rule (validated by services.tier_update_rule) and its display settings
-    (name, colour, VIP, service level, order, description) together. The next recompute applies it."""
+    (name, colour, VIP, service level, order, description, their translations) together. The next
+    recompute applies it."""
     from .services import tier_update_rule
 
     tier = Tier.objects.select_for_update().select_related("dimension").get(pk=tier.pk)

@@ -2,8 +2,9 @@
 
 Every figure is computed set-based in the database (COUNT/SUM ... GROUP BY), never by looping
 over customers, so the page stays fast on millions of customers. The whole payload is cached
-for DASHBOARD_CACHE_SECONDS; it does not depend on the user (permissions only decide which
-parts the template shows). Definitions of the KPIs: docs/dashboard.md, and the tooltips.
+for DASHBOARD_CACHE_SECONDS, once per UI language (it holds tier names in that language); it
+does not depend on the user (permissions only decide which parts the template shows).
+Definitions of the KPIs: docs/dashboard.md, and the tooltips.
 
 Time: every window is relative to the `as_of` of the latest successful recompute (what the
 tiers mean now), not to the wall clock, so imported history (a 1997 purchase log) reads right.
@@ -23,7 +24,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import get_language, gettext, gettext_lazy as _
 
 DASHBOARD_CACHE_KEY = "ui:dashboard:v1"
 DASHBOARD_CACHE_SECONDS = 60
@@ -77,7 +78,8 @@ def customer_filter_changed(request, value: str):
     changes = TierChange.objects.filter(customer=OuterRef("pk"), from_tier=tiers[src], to_tier=tiers[dst],
                                         at__gt=as_of - timedelta(days=days), at__lte=as_of)
     label = gettext("%(dimension)s: %(from)s → %(to)s in the last %(days)s days") % {
-        "dimension": tiers[dst].dimension.name, "from": tiers[src].name, "to": tiers[dst].name, "days": days}
+        "dimension": tiers[dst].dimension.display_name, "from": tiers[src].display_name, "to": tiers[dst].display_name,
+        "days": days}
     return Q(Exists(changes)), label
 
 
@@ -153,10 +155,10 @@ def tier_sizes() -> list[dict]:
     out = []
     for d in dimensions_overview():
         dim = d["dimension"]
-        rows = [{"slug": r.tier.slug, "name": r.tier.name, "colour": r.tier.colour, "is_vip": r.tier.is_vip,
+        rows = [{"slug": r.tier.slug, "name": r.tier.display_name, "colour": r.tier.colour, "is_vip": r.tier.is_vip,
                  "customers": r.customers, "share": r.share,
                  "url": _customer_list_url(tier=f"{dim.slug}:{r.tier.slug}")} for r in d["rows"]]
-        out.append({"slug": dim.slug, "name": dim.name, "total": d["total"], "tiers": rows})
+        out.append({"slug": dim.slug, "name": dim.display_name, "total": d["total"], "tiers": rows})
     return out
 
 
@@ -187,14 +189,15 @@ def tier_migrations(*, as_of: datetime, days: int = MIGRATION_DAYS) -> list[dict
                  "url": changed_url(dim.slug, src.slug, dst.slug, days) if cells.get((src.pk, dst.pk)) else ""}
                 for dst in dim_tiers]})
         # ECharts Sankey needs distinct node names: "from" nodes and "to" nodes are separate.
-        links = [{"source": f"{src.name} ", "target": f"{dst.name}", "value": n,
+        links = [{"source": f"{src.display_name} ", "target": f"{dst.display_name}", "value": n,
                   "url": changed_url(dim.slug, src.slug, dst.slug, days)}
                  for src in dim_tiers for dst in dim_tiers if (n := cells.get((src.pk, dst.pk)))]
         used_src = {link["source"] for link in links}
         used_dst = {link["target"] for link in links}
-        nodes = ([{"name": f"{t.name} ", "itemStyle": {"color": t.colour}} for t in dim_tiers if f"{t.name} " in used_src]
-                 + [{"name": t.name, "itemStyle": {"color": t.colour}} for t in dim_tiers if t.name in used_dst])
-        out.append({"slug": dim.slug, "name": dim.name, "tiers": dim_tiers, "matrix": matrix,
+        nodes = ([{"name": f"{t.display_name} ", "itemStyle": {"color": t.colour}} for t in dim_tiers
+                  if f"{t.display_name} " in used_src]
+                 + [{"name": t.display_name, "itemStyle": {"color": t.colour}} for t in dim_tiers if t.display_name in used_dst])
+        out.append({"slug": dim.slug, "name": dim.display_name, "tiers": dim_tiers, "matrix": matrix,
                     "total": sum(cells.values()), "sankey": {"nodes": nodes, "links": links}})
     return out
 
@@ -287,11 +290,12 @@ def dashboard_build(*, as_of: datetime | None = None) -> Dashboard:
 
 
 def dashboard_get() -> Dashboard:
-    """The cached dashboard (DASHBOARD_CACHE_SECONDS)."""
-    data = cache.get(DASHBOARD_CACHE_KEY)
+    """The cached dashboard (DASHBOARD_CACHE_SECONDS), in the active language."""
+    key = f"{DASHBOARD_CACHE_KEY}:{get_language()}"
+    data = cache.get(key)
     if data is None:
         data = dashboard_build()
-        cache.set(DASHBOARD_CACHE_KEY, data, DASHBOARD_CACHE_SECONDS)
+        cache.set(key, data, DASHBOARD_CACHE_SECONDS)
     return data
 
 

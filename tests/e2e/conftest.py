@@ -77,13 +77,14 @@ def page(browser, live_server):
 
 
 def _install_builtin_dimensions() -> None:
-    """The built-in dimensions come from a data migration; live_server tests flush the database
-    after each test, so put them back (the same function, idempotent)."""
+    """The built-in dimensions and their Chinese texts come from data migrations; live_server tests
+    flush the database after each test, so put them back (the same functions, idempotent)."""
     import importlib
 
     from django.apps import apps
 
     importlib.import_module("segmentation.migrations.0002_builtin_dimensions").install(apps, None)
+    importlib.import_module("segmentation.migrations.0005_builtin_translations").install(apps, None)
 
 
 @pytest.fixture

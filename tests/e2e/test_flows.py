@@ -205,6 +205,8 @@ def test_analyst_reads_the_dashboard_but_cannot_edit_segments_or_tiers(shop, pag
 
 
 def test_the_customer_page_in_chinese(shop, page, login, live_server):
+    from segmentation.defaults import ZH_HANS
+
     vip = shop["vip"]
     login("support")
     page.locator("form.language-switcher button[value=zh-hans]").first.click()
@@ -214,8 +216,11 @@ def test_the_customer_page_in_chinese(shop, page, login, live_server):
     expect(page.get_by_role("link", name="客户", exact=True).first).to_be_visible()
     expect(page.locator("[data-service-level]")).to_contain_text("服务等级")
     expect(page.locator("[data-badge=vip]")).to_be_visible()
+    # Built-in tiers show their Chinese names.
+    expect(page.locator(f"[data-tier='{vip.dimension.slug}:{vip.tier.slug}']")).to_contain_text(
+        ZH_HANS[(vip.dimension.slug, vip.tier.slug)]["name"])
     body = page.locator("main").inner_text()
-    for english in ("Profile", "Service level", "Recent events", "Customers"):
+    for english in ("Profile", "Service level", "Recent events", "Customers", vip.tier.name):
         assert english not in body, f"untranslated on the Chinese customer page: {english!r}"
 
 

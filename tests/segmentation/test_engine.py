@@ -30,8 +30,10 @@ _seq = itertools.count(1)
 # --- helpers shared by the segmentation tests --------------------------------------------------
 @pytest.fixture(autouse=True)
 def builtin_dimensions(db):
-    """The built-in dimensions of migration 0002 (a transactional test before may have flushed them)."""
+    """The built-in dimensions of migration 0002 with the translations of 0005 (a transactional test
+    before may have flushed them)."""
     importlib.import_module("segmentation.migrations.0002_builtin_dimensions").install(django_apps, None)
+    importlib.import_module("segmentation.migrations.0005_builtin_translations").install(django_apps, None)
 
 
 def customer(ext: str, *, signup: datetime | None = None, first_seen: datetime | None = None,
