@@ -12,7 +12,7 @@ What it does:
    popularity within a category is skewed), tiers on the "value" dimension and one tier rule.
    --reuse keeps data from a previous run of the same size.
 2. Trains the model (--algorithm, default EASE; holdout of the last 7 days) and activates it.
-3. Starts gunicorn (--workers sync workers, persistent database connections) and measures with
+3. Starts gunicorn (--workers workers of --worker-class, persistent database connections) and measures with
    wrk (a Python client when wrk is missing) for --duration seconds each:
    - ping: the trivial endpoint;
    - recs (cached): customers from a pool of 2,000 whose answers are in Redis (page reloads,
@@ -59,6 +59,9 @@ def parse_args():
     p.add_argument("--events", type=int, default=20, help="events per customer")
     p.add_argument("--algorithm", default="ease")
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--worker-class", default="sync", choices=["sync", "gthread"],
+                   help="gunicorn worker class (gthread keeps connections alive)")
+    p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     p.add_argument("--duration", type=int, default=15, help="seconds per measurement")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--reuse", action="store_true", help="keep data of the same size from an earlier run")
@@ -211,7 +214,8 @@ def start_server(args, database_url: str, redis_url: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": f"{database_url}{sep}conn_max_age=600", "REDIS_URL": redis_url,
            "DJANGO_SETTINGS_MODULE": "crm.settings.base", "API_THROTTLE_RATE": "100000000/min", "DJANGO_DEBUG": "0"}
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    proc = subprocess.Popen([gunicorn, "crm.wsgi:application", "-w", str(args.workers), "-b", f"127.0.0.1:{args.port}",
+    kind = ["-k", "gthread", "--threads", str(args.threads)] if args.worker_class == "gthread" else []
+    proc = subprocess.Popen([gunicorn, "crm.wsgi:application", "-w", str(args.workers), *kind, "-b", f"127.0.0.1:{args.port}",
                              "--log-level", "warning", "--timeout", "120"], cwd=ROOT, env=env, start_new_session=True)
     return proc
 
@@ -393,7 +397,9 @@ def main() -> None:
         proc.wait(timeout=30)
 
     loader = "wrk" if shutil.which("wrk") else "python threads"
-    print(f"\nserver: gunicorn, {args.workers} sync workers, PostgreSQL + Redis, model #{model.pk} ({model.algorithm}); "
+    workers = (f"{args.workers} gthread workers x {args.threads} threads" if args.worker_class == "gthread"
+               else f"{args.workers} sync workers")
+    print(f"\nserver: gunicorn, {workers}, PostgreSQL + Redis, model #{model.pk} ({model.algorithm}); "
           f"load: {loader}, {args.duration} s per run, {os.cpu_count()} CPUs shared by server and client")
     print(f"{'endpoint':<18} {'p50 @8 (ms)':>12} {'p99 @8 (ms)':>12} {'req/s @8':>10} {'req/s @32':>10} {'p50 @32':>8} "
           f"{'p99 @32':>8} {'errors':>7}")

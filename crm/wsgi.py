@@ -1,6 +1,10 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.base")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from crm.core.wsgi import StratumWSGIApplication  # noqa: E402 (needs the settings configured)
+
+application = StratumWSGIApplication()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.core.cache import cache
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import Customer, Event
 from crm.core.errors import ApplicationError, InvalidInput, NotFound
@@ -387,16 +388,20 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
 
 # --- reasons ----------------------------------------------------------------------------------
 
+# Reason templates by code; translated once per item shown (gettext_noop marks them for
+# the catalogue, gettext translates the one that is used).
+ITEM_REASONS = {
+    "bought": gettext_noop("Because you bought %(item)s"),
+    "carted": gettext_noop("Because you added %(item)s to your cart"),
+    "rated": gettext_noop("Because you rated %(item)s"),
+    "viewed": gettext_noop("Similar to %(item)s you viewed"),
+    "similar": gettext_noop("Often chosen together with %(item)s"),
+}
+
+
 def reason_text(code: str, arg, titles: dict[int, str]) -> str:
-    if code in ("bought", "carted", "rated", "viewed", "similar"):
-        title = titles.get(arg) or _("an item")
-        return {
-            "bought": _("Because you bought %(item)s"),
-            "carted": _("Because you added %(item)s to your cart"),
-            "rated": _("Because you rated %(item)s"),
-            "viewed": _("Similar to %(item)s you viewed"),
-            "similar": _("Often chosen together with %(item)s"),
-        }[code] % {"item": title}
+    if code in ITEM_REASONS:
+        return _(ITEM_REASONS[code]) % {"item": titles.get(arg) or _("an item")}
     if code in ("tier_popular", "pinned"):
         name, vip = arg
         if code == "pinned":
@@ -423,12 +428,12 @@ def _render(ranked: list, limit: int, *, rec_id: str) -> list[dict]:
         if len(out) >= limit:
             break
     for _pk, _s, code, arg, _row in out:
-        if code in ("bought", "carted", "rated", "viewed", "similar") and arg in cat.by_pk:
+        if code in ITEM_REASONS and arg in cat.by_pk:
             titles[arg] = cat.by_pk[arg][1] or cat.by_pk[arg][0]
     items = []
     for position, (pk, score, code, arg, row) in enumerate(out, start=1):
         ext, title, category, _avail = row
-        reason_item = cat.by_pk[arg][0] if code in ("bought", "carted", "rated", "viewed", "similar") and arg in cat.by_pk else None
+        reason_item = cat.by_pk[arg][0] if code in ITEM_REASONS and arg in cat.by_pk else None
         items.append({"item": ext, "title": title, "category": category, "score": score, "position": position,
                       "reason": reason_text(code, arg, titles), "reason_code": code, "reason_item": reason_item})
     return items
