@@ -8,7 +8,8 @@ A node is {"all": [...]}, {"any": [...]} or a condition {"field", "op", "value"}
 rule ({}) matches nobody. Fields are whitelisted: customer features, customer attributes
 (``attributes.city``), a few profile fields, and tiers of other dimensions
 (``tier:<dimension slug>``). Errors name the node (``all[1].any[0]``), the field, the
-operator or the value that is wrong, and every error in the rule is reported at once.
+operator or the value that is wrong, and every error in the rule is reported at once. Error
+messages are in the active language (gettext, with the names as %(placeholders)s).
 
 Day counts (recency_days, activity_recency_days, days_since_signup, tenure_days) are not
 read from the stored numbers: they compile to comparisons of the underlying timestamp with
@@ -25,6 +26,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from crm.core.errors import ApplicationError
 
@@ -105,8 +108,9 @@ class RuleError(ApplicationError):
 
     def __init__(self, errors: list[dict[str, str]]):
         first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{first['path'] or 'rule'}: {first['message']}{more}", extra={"errors": errors})
+        path = first["path"] or _("rule")
+        more = _(" (and %(count)s more)") % {"count": len(errors) - 1} if len(errors) > 1 else ""
+        super().__init__(f"{path}: {first['message']}{more}", extra={"errors": errors})
         self.errors = errors
 
 
@@ -139,17 +143,17 @@ class _Compiler:
     # -- tree --------------------------------------------------------------------------
     def node(self, node: Any, path: str, depth: int) -> Q:
         if depth > MAX_DEPTH:
-            return self.fail(path, f"rules nest at most {MAX_DEPTH} levels deep")
+            return self.fail(path, _("rules nest at most %(depth)s levels deep") % {"depth": MAX_DEPTH})
         if not isinstance(node, dict):
-            return self.fail(path, f"expected an object, got {type(node).__name__}")
+            return self.fail(path, _("expected an object, got %(type)s") % {"type": type(node).__name__})
         groups = [k for k in ("all", "any") if k in node]
         if groups:
             if len(node) != 1:
-                return self.fail(path, f"a group has exactly one key ('all' or 'any'), got {sorted(node)}")
+                return self.fail(path, _("a group has exactly one key ('all' or 'any'), got %(keys)s") % {"keys": sorted(node)})
             key = groups[0]
             children = node[key]
             if not isinstance(children, list):
-                return self.fail(f"{path}.{key}" if path else key, "expected a list of conditions")
+                return self.fail(f"{path}.{key}" if path else key, _("expected a list of conditions"))
             if not children:
                 # all of nothing is true, any of nothing is false (as in logic and in Python)
                 return Q() if key == "all" else Q(pk__in=[])
@@ -160,91 +164,98 @@ class _Compiler:
             return out
         if "field" in node or "op" in node:
             return self.condition(node, path or "rule")
-        return self.fail(path, "expected 'all', 'any' or a condition with 'field', 'op' and 'value'")
+        return self.fail(path, _("expected 'all', 'any' or a condition with 'field', 'op' and 'value'"))
 
     def condition(self, node: dict, path: str) -> Q:
         self.count += 1
         if self.count > MAX_CONDITIONS:
-            return self.fail(path, f"a rule has at most {MAX_CONDITIONS} conditions")
+            return self.fail(path, _("a rule has at most %(count)s conditions") % {"count": MAX_CONDITIONS})
         unknown_keys = set(node) - {"field", "op", "value"}
         if unknown_keys:
-            return self.fail(path, f"unknown key(s) {sorted(unknown_keys)} in a condition")
+            return self.fail(path, _("unknown key(s) %(keys)s in a condition") % {"keys": sorted(unknown_keys)})
         name, op = node.get("field"), node.get("op")
         if not isinstance(name, str) or not name:
-            return self.fail(path, "a condition needs a 'field'")
+            return self.fail(path, _("a condition needs a 'field'"))
         if not isinstance(op, str) or not op:
-            return self.fail(path, f"the condition on '{name}' needs an 'op'")
+            return self.fail(path, _("the condition on '%(field)s' needs an 'op'") % {"field": name})
         if op not in ALL_OPS:
-            return self.fail(path, f"unknown operator '{op}'; operators are: {', '.join(ALL_OPS)}")
+            return self.fail(path, _("unknown operator '%(op)s'; operators are: %(ops)s") % {"op": op, "ops": ", ".join(ALL_OPS)})
         if op != "is_null" and "value" not in node:
-            return self.fail(path, f"the condition '{name} {op}' needs a 'value'")
+            return self.fail(path, _("the condition '%(field)s %(op)s' needs a 'value'") % {"field": name, "op": op})
         value = node.get("value")
         if name.startswith("attributes."):
             key = name.split(".", 1)[1]
             if not key or not key.replace("_", "").replace("-", "").isalnum():
-                return self.fail(path, f"'{name}' is not a valid attribute name (letters, digits, _ and -)")
+                return self.fail(path, _("'%(field)s' is not a valid attribute name (letters, digits, _ and -)") % {"field": name})
             return self.compare(Field(name, ATTR, f"attributes__{key}"), op, value, path)
         if name.startswith("tier:"):
             return self.tier(name, op, value, path)
         field = FIELDS.get(name)
         if field is None:
-            return self.fail(path, f"unknown field '{name}'")
+            return self.fail(path, _("unknown field '%(field)s'") % {"field": name})
         return self.compare(field, op, value, path)
 
     # -- values ------------------------------------------------------------------------
     def scalar(self, field: Field, value: Any, path: str, op: str):
         t = field.type
         name = field.name
-        bad = f"'{name}' {op} needs {{}}, got {value!r}"
+
+        def bad(expected: str) -> ValueError:
+            return ValueError(_("'%(field)s' %(op)s needs %(expected)s, got %(value)s")
+                              % {"field": name, "op": op, "expected": expected, "value": repr(value)})
+
         if t in (INT, DAYS):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(bad.format("a whole number"))
+                raise bad(_("a whole number"))
             return value
         if t in (FLOAT, DECIMAL):
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError(bad.format("a number"))
+                raise bad(_("a number"))
             try:
                 number = Decimal(str(value))
             except InvalidOperation:
-                raise ValueError(bad.format("a number")) from None
+                raise bad(_("a number")) from None
             if not number.is_finite():
-                raise ValueError(bad.format("a finite number"))
+                raise bad(_("a finite number"))
             return number if t == DECIMAL else float(number)
         if t == BOOL:
             if not isinstance(value, bool):
-                raise ValueError(bad.format("true or false"))
+                raise bad(_("true or false"))
             return value
         if t == STR:
             if not isinstance(value, str):
-                raise ValueError(bad.format("text"))
+                raise bad(pgettext("kind of value", "text"))
             return value
         if t == DATETIME:
             if not isinstance(value, str):
-                raise ValueError(bad.format("an ISO 8601 date or date-time"))
+                raise bad(_("an ISO 8601 date or date-time"))
             parsed = parse_datetime(value)
             if parsed is None and (d := parse_date(value)) is not None:
                 parsed = datetime(d.year, d.month, d.day)
             if parsed is None:
-                raise ValueError(bad.format("an ISO 8601 date or date-time"))
+                raise bad(_("an ISO 8601 date or date-time"))
             return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
         if t == ATTR:
             if isinstance(value, (str, int, float, bool)) and not (isinstance(value, float) and value != value):
                 return value
-            raise ValueError(bad.format("text, a number or true/false"))
-        raise ValueError(f"'{name}' cannot be compared")
+            raise bad(_("text, a number or true/false"))
+        raise ValueError(_("'%(field)s' cannot be compared") % {"field": name})
 
     def compare(self, field: Field, op: str, value: Any, path: str) -> Q:
         allowed = OPS_BY_TYPE[field.type]
         if op not in allowed:
-            return self.fail(path, f"operator '{op}' does not apply to '{field.name}' ({field.type}); use one of: {', '.join(sorted(allowed))}")
+            return self.fail(path, _("operator '%(op)s' does not apply to '%(field)s' (%(type)s); use one of: %(ops)s")
+                             % {"op": op, "field": field.name, "type": field.type, "ops": ", ".join(sorted(allowed))})
         try:
             if op == "is_null":
                 if not isinstance(value, bool):
-                    raise ValueError(f"'{field.name}' is_null needs true or false, got {value!r}")
+                    raise ValueError(_("'%(field)s' is_null needs true or false, got %(value)s")
+                                     % {"field": field.name, "value": repr(value)})
                 return self.is_null(field, value)
             if op in ("in", "not_in"):
                 if not isinstance(value, list) or not value:
-                    raise ValueError(f"'{field.name}' {op} needs a non-empty list, got {value!r}")
+                    raise ValueError(_("'%(field)s' %(op)s needs a non-empty list, got %(value)s")
+                                     % {"field": field.name, "op": op, "value": repr(value)})
                 values = [self.scalar(field, v, path, op) for v in value]
                 q = Q()
                 for v in values:
@@ -252,14 +263,17 @@ class _Compiler:
                 return ~q if op == "not_in" else q
             if op == "between":
                 if not isinstance(value, list) or len(value) != 2:
-                    raise ValueError(f"'{field.name}' between needs a list of two values [low, high], got {value!r}")
+                    raise ValueError(_("'%(field)s' between needs a list of two values [low, high], got %(value)s")
+                                     % {"field": field.name, "value": repr(value)})
                 lo, hi = (self.scalar(field, v, path, op) for v in value)
                 if lo > hi:
-                    raise ValueError(f"'{field.name}' between: low {lo} is greater than high {hi}")
+                    raise ValueError(_("'%(field)s' between: low %(low)s is greater than high %(high)s")
+                                     % {"field": field.name, "low": lo, "high": hi})
                 return self.simple(field, ">=", lo) & self.simple(field, "<=", hi)
             if op in ("within_last", "not_within_last"):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ValueError(f"'{field.name}' {op} needs a number of days (a whole number >= 0), got {value!r}")
+                    raise ValueError(_("'%(field)s' %(op)s needs a number of days (a whole number >= 0), got %(value)s")
+                                     % {"field": field.name, "op": op, "value": repr(value)})
                 q = Q(**{f"{field.lookup}__gt": self.as_of - timedelta(days=value), f"{field.lookup}__lte": self.as_of})
                 return ~q if op == "not_within_last" else q
             if op == "contains":
@@ -270,7 +284,7 @@ class _Compiler:
 
     def is_null(self, field: Field, value: bool) -> Q:
         if field.name == "erased":
-            raise ValueError("'erased' is never null; use erased = true/false")
+            raise ValueError(_("'erased' is never null; use erased = true/false"))
         return Q(**{f"{field.lookup}__isnull": value})
 
     def simple(self, field: Field, op: str, value: Any) -> Q:
@@ -299,7 +313,7 @@ class _Compiler:
             return Q(**{f"{at}__lte": edge(n), f"{at}__gt": edge(n + 1)})
         if op == "!=":
             return ~Q(**{f"{at}__lte": edge(n), f"{at}__gt": edge(n + 1)}) & Q(**{f"{at}__isnull": False})
-        raise ValueError(f"operator '{op}' does not apply to a day count")
+        raise ValueError(_("operator '%(op)s' does not apply to a day count") % {"op": op})
 
     def tier(self, name: str, op: str, value: Any, path: str) -> Q:
         from .models import Membership, Tier
@@ -310,18 +324,23 @@ class _Compiler:
             for d_slug, t_slug in Tier.objects.values_list("dimension__slug", "slug"):
                 self._tiers.setdefault(d_slug, set()).add(t_slug)
         if dim not in self._tiers:
-            return self.fail(path, f"unknown field '{name}': there is no dimension '{dim}'")
+            return self.fail(path, _("unknown field '%(field)s': there is no dimension '%(dimension)s'")
+                             % {"field": name, "dimension": dim})
         if dim == self.exclude_dimension:
-            return self.fail(path, f"a tier rule of dimension '{dim}' cannot refer to its own dimension")
+            return self.fail(path, _("a tier rule of dimension '%(dimension)s' cannot refer to its own dimension")
+                             % {"dimension": dim})
         if op not in OPS_BY_TYPE[TIER]:
-            return self.fail(path, f"operator '{op}' does not apply to '{name}'; use one of: {', '.join(sorted(OPS_BY_TYPE[TIER]))}")
+            return self.fail(path, _("operator '%(op)s' does not apply to '%(field)s'; use one of: %(ops)s")
+                             % {"op": op, "field": name, "ops": ", ".join(sorted(OPS_BY_TYPE[TIER]))})
         values = value if op in ("in", "not_in") else [value]
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-            return self.fail(path, f"'{name}' {op} needs tier slug(s) of dimension '{dim}', got {value!r}")
+            return self.fail(path, _("'%(field)s' %(op)s needs tier slug(s) of dimension '%(dimension)s', got %(value)s")
+                             % {"field": name, "op": op, "dimension": dim, "value": repr(value)})
         unknown = [v for v in values if v not in self._tiers[dim]]
         if unknown:
-            return self.fail(path, f"dimension '{dim}' has no tier {', '.join(repr(u) for u in unknown)}; "
-                                   f"its tiers are: {', '.join(sorted(self._tiers[dim]))}")
+            return self.fail(path, _("dimension '%(dimension)s' has no tier %(unknown)s; its tiers are: %(tiers)s")
+                             % {"dimension": dim, "unknown": ", ".join(repr(u) for u in unknown),
+                                "tiers": ", ".join(sorted(self._tiers[dim]))})
         self.tier_refs.add(dim)
         q = Q(Exists(Membership.objects.filter(customer=OuterRef("pk"), dimension__slug=dim, tier__slug__in=values)))
         return ~q if op in ("!=", "not_in") else q

@@ -1,10 +1,13 @@
 """The rules compiler: every operator against hand-written features, and validation errors that name the problem."""
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
+from django.utils import translation
 
 from accounts.models import Customer
 from segmentation.models import CustomerFeatures, Dimension, Membership, Tier
@@ -16,6 +19,14 @@ pytestmark = pytest.mark.django_db
 
 AS_OF = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
+
+
+@pytest.fixture(autouse=True)
+def _in_english():
+    """Error messages are in the active language, and a request in an earlier test may have left
+    another one active in this thread (LocaleMiddleware): these tests read the English ones."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture
@@ -141,6 +152,25 @@ def test_validation_errors_name_the_path_and_the_field(rule, path, words):
 def test_a_tier_rule_cannot_refer_to_its_own_dimension():
     errors = _errors(cond("tier:value", "=", "high"), dimension="value")
     assert errors == [{"path": "rule", "message": "a tier rule of dimension 'value' cannot refer to its own dimension"}]
+
+
+def test_errors_are_in_the_active_language(settings):
+    """A rule checked in the Chinese UI (or an API call with Accept-Language: zh-hans) gets
+    Chinese messages; the field, operator and value stay as written."""
+    call_command("compile_translations", stdout=io.StringIO())
+    settings.LOCALE_PATHS = list(settings.LOCALE_PATHS)  # setting_changed resets gettext's catalogues
+    rule = {"all": [cond("shoe_size", ">", 3), cond("orders_total", ">", "three")]}
+    with translation.override("zh-hans"):
+        with pytest.raises(RuleError) as exc:
+            compile_rule(rule, as_of=AS_OF)
+    assert [e["message"] for e in exc.value.errors] == [
+        "未知字段 'shoe_size'", "'orders_total' > 需要整数，实际为 'three'"]
+    assert exc.value.message == "all[0]: 未知字段 'shoe_size'（另有 1 处错误）"
+    with translation.override("zh-hans"):
+        assert _errors(cond("tier:value", "=", "high"), dimension="value")[0]["message"] == \
+            "维度 'value' 的分层规则不能引用其自身所在的维度"
+    with translation.override("en"):
+        assert _errors(rule)[0]["message"] == "unknown field 'shoe_size'"
 
 
 def test_every_error_in_a_rule_is_reported_at_once():

@@ -29,10 +29,10 @@ ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
 
 
 @pytest.fixture(autouse=True)
-def _language_restored():
-    """A request activates its language in this thread (LocaleMiddleware) and leaves it active;
-    tests that run later expect the language they started with."""
-    with translation.override(translation.get_language()):
+def _in_english():
+    """A request activates its language in the test's thread (LocaleMiddleware) and leaves it
+    active: start in English whatever ran before, and put back what was active afterwards."""
+    with translation.override("en"):
         yield
 
 
@@ -157,6 +157,14 @@ def test_dashboard_is_cached_per_language(client, shop, compiled_translations):
     names = lambda d: {t["name"] for dim in d.dimensions for t in dim["tiers"]}  # noqa: E731
     assert "冠军客户" in names(zh) and "Champions" not in names(zh)
     assert "Champions" in names(en)
+
+
+def test_the_rule_builder_preview_explains_errors_in_chinese(client, shop, compiled_translations):
+    login(client, OPERATIONS)
+    response = client.post(reverse("segmentation:preview"), data=json.dumps({"rule": {"field": "shoe_size", "op": ">", "value": 3}}),
+                           content_type="application/json", **ZH)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"path": "rule", "message": "未知字段 'shoe_size'"}]
 
 
 # --- the API ----------------------------------------------------------------------------------------
