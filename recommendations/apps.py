@@ -7,14 +7,17 @@ class RecommendationsConfig(AppConfig):
     verbose_name = _("Recommendations")
 
     def ready(self) -> None:
-        from accounts.services.bulk import events_stored
+        from django.db.backends.signals import connection_created
 
-        from .customer_page import register
+        from accounts.services.bulk import events_stored
         from segmentation.signals import tiers_changed
 
-        from .serving import on_events_stored, on_tiers_changed
+        from .customer_page import register
+        from .serving import forget_prepared, on_events_stored, on_tiers_changed
 
         # A customer's new events or tiers drop their cached recommendations (after commit).
         events_stored.connect(on_events_stored, dispatch_uid="recommendations.invalidate_customer_cache")
         tiers_changed.connect(on_tiers_changed, dispatch_uid="recommendations.invalidate_on_tier_change")
+        # The serving query is prepared once per database session (serving._customer_rows).
+        connection_created.connect(forget_prepared, dispatch_uid="recommendations.forget_prepared")
         register()  # the customer page's "Recommendations" section

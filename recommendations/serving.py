@@ -212,17 +212,36 @@ def _context_sql() -> str:
 
 
 _SQL: dict[str, str] = {}
+PREPARED = "stratum_recs_context"
 
 
 def _customer_rows(external_id: str, limit: int) -> list[tuple]:
+    """The context rows. On PostgreSQL the statement is prepared once per connection: planning
+    its three joined look-ups takes about 1 ms, four times what running them takes.
+    RECS_PREPARED_STATEMENTS = False turns that off (for a pooler in transaction mode, such as
+    PgBouncer's, which does not keep a session's prepared statements)."""
     from django.db import connection
 
     sql = _SQL.get(connection.vendor)
     if sql is None:
         sql = _SQL[connection.vendor] = _context_sql()
+    params = {"ext": external_id, "limit": int(limit)}
     with connection.cursor() as cur:
-        cur.execute(sql, {"ext": external_id, "limit": int(limit)})
+        if connection.vendor == "postgresql" and conf("RECS_PREPARED_STATEMENTS", True):
+            if not getattr(connection, "_stratum_recs_prepared", False):
+                cur.execute(f"PREPARE {PREPARED}(text, integer) AS "
+                            + sql.replace("%(ext)s", "$1").replace("%(limit)s", "$2"))
+                connection._stratum_recs_prepared = True
+            cur.execute(f"EXECUTE {PREPARED}(%(ext)s, %(limit)s)", params)
+        else:
+            cur.execute(sql, params)
         return cur.fetchall()
+
+
+def forget_prepared(sender, connection, **kwargs) -> None:
+    """django.db.backends.signals.connection_created receiver: a new session has no prepared
+    statements."""
+    connection._stratum_recs_prepared = False
 
 
 def _customer_context(external_id: str, model: ServingModel, config: dict, now: float) -> CustomerContext:

@@ -292,3 +292,19 @@ def test_campaign_emails_get_the_same_recommendations_as_plain_values(trained, s
     assert 1 <= len(recs) <= 3
     assert all(r["category"] == "Books" and r["url"] == "https://shop.example/b" and r["price"] == "12.50" for r in recs)
     assert all(set(r) == {"title", "url", "price", "category"} for r in recs)
+
+
+@pytest.mark.django_db(transaction=True)  # so that the connection can be closed and opened again
+def test_the_context_query_is_prepared_once_per_database_session(trained):
+    """PostgreSQL: the serving query is prepared on first use in a session, executed after, and
+    prepared again in a new session (a dropped connection, a restarted server)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are used on PostgreSQL only")
+    first = customer_recommendations(external_id="reader-3", limit=5, use_cache=False)
+    with connection.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM pg_prepared_statements WHERE name = 'stratum_recs_context'")
+        assert cur.fetchone()[0] == 1
+    connection.close()  # what a dropped connection or CONN_MAX_AGE leads to
+    assert ids(customer_recommendations(external_id="reader-3", limit=5, use_cache=False)) == ids(first)
