@@ -27,6 +27,7 @@ from django.db.models import BigIntegerField, BooleanField, Case, Value, When
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Customer
+from crm.core.money import MONEY_PLACES
 
 from .choices import ChangeCause, DimensionKind
 from .models import CustomerFeatures, Dimension, Membership, Tier, TierChange, TierOverride, TierSnapshot
@@ -89,9 +90,14 @@ def _drop_temp(*names: str) -> None:
 
 
 def _session_tuning() -> None:
-    """Give the aggregation enough memory not to spill (PostgreSQL) for this transaction."""
+    """PostgreSQL, for this transaction: enough memory for the aggregation not to spill, and no
+    JIT compilation. The statements here are few and run once each, over millions of rows, so
+    the planner's cost estimates always cross the JIT thresholds; compiling and optimising
+    their wide expressions (a dozen FILTER aggregates, the tier rules' CASE) cost about 5 s
+    per statement on the benchmark, more than the compiled code saved."""
     if _pg():
         _exec(f"SET LOCAL work_mem = '{settings.SEGMENTATION_WORK_MEM}'")
+        _exec("SET LOCAL jit = off")
 
 
 def _subset_tuning() -> None:
@@ -145,10 +151,15 @@ def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
     if lateral:
         only = "AND customer_id = c.id"
         where_c = ""
+    # PostgreSQL sums money in whole cents as bigint: its numeric SUM allocates per row and
+    # ships a large state between parallel workers; the integer sum is exact and a fraction of
+    # the cost. The outer SELECT turns cents back into amounts.
+    scale = 10**MONEY_PLACES
+    amount, unit = (f"CAST(amount * {scale} AS bigint)", f" / {scale}.0") if _pg() else ("amount", "")
     windows = []
     for w in WINDOWS:
         windows.append(f"COUNT(*) FILTER (WHERE {purchase} AND occurred_at > %(t{w})s) AS orders_{w}d")
-        windows.append(f"SUM(amount) FILTER (WHERE {money} AND occurred_at > %(t{w})s) AS revenue_{w}d")
+        windows.append(f"SUM({amount}) FILTER (WHERE {money} AND occurred_at > %(t{w})s) AS revenue_{w}d")
     t_prev = f"%(t{2 * TREND_WINDOW})s"
     source = f"seg_affected a JOIN {CUSTOMER_TABLE} c ON c.id = a.customer_id" if lateral else f"{CUSTOMER_TABLE} c"
     group = "" if lateral else "GROUP BY customer_id"
@@ -162,8 +173,8 @@ def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
              COALESCE(ev.orders_30d, 0) AS orders_30d, COALESCE(ev.orders_90d, 0) AS orders_90d,
              COALESCE(ev.orders_prev_90d, 0) AS orders_prev_90d, COALESCE(ev.orders_365d, 0) AS orders_365d,
              COALESCE(ev.orders_total, 0) AS orders_total,
-             COALESCE(ev.revenue_30d, 0) AS revenue_30d, COALESCE(ev.revenue_90d, 0) AS revenue_90d,
-             COALESCE(ev.revenue_365d, 0) AS revenue_365d, COALESCE(ev.revenue_total, 0) AS revenue_total,
+             COALESCE(ev.revenue_30d{unit}, 0) AS revenue_30d, COALESCE(ev.revenue_90d{unit}, 0) AS revenue_90d,
+             COALESCE(ev.revenue_365d{unit}, 0) AS revenue_365d, COALESCE(ev.revenue_total{unit}, 0) AS revenue_total,
              COALESCE(s30.sessions_30d, 0) AS sessions_30d, COALESCE(ev.events_30d, 0) AS events_30d,
              fb.avg_sentiment
         FROM {source}
@@ -174,7 +185,7 @@ def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
                  {', '.join(windows)},
                  COUNT(*) FILTER (WHERE {purchase} AND occurred_at > {t_prev} AND occurred_at <= %(t{TREND_WINDOW})s) AS orders_prev_90d,
                  COUNT(*) FILTER (WHERE {purchase}) AS orders_total,
-                 SUM(amount) FILTER (WHERE {money}) AS revenue_total,
+                 SUM({amount}) FILTER (WHERE {money}) AS revenue_total,
                  COUNT(*) FILTER (WHERE occurred_at > %(t30)s) AS events_30d
             FROM {EVENT_TABLE}
            WHERE occurred_at <= %(as_of)s {only}
@@ -267,6 +278,12 @@ def build_scores_with_bounds(*, as_of: datetime, bounds: dict) -> None:
               SELECT customer_id, {case('r', age, False)} AS r_score,
                      {case('f', 'orders_total', True)} AS f_score, {case('m', 'revenue_total', True)} AS m_score
                 FROM seg_base WHERE orders_total > 0""", {"as_of": _ts(as_of)})
+    # The features are written by joining seg_base to this by customer; a small subset runs
+    # with hash and merge joins off (_subset_tuning), so without an index each customer would
+    # scan the whole table.
+    _exec("CREATE UNIQUE INDEX seg_scores_customer ON seg_scores (customer_id)")
+    if _pg():
+        _exec("ANALYZE seg_scores")
 
 
 # ---------------------------------------------------------------------------------------
@@ -421,10 +438,14 @@ def _replace_features_table(insert_sql: str, params: dict) -> int:
             _exec(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {kind} USING INDEX {tmp}")
         else:
             _exec(f"ALTER INDEX {tmp} RENAME TO {name}")
-    # Customers deleted while the new table was filled would fail the foreign key.
+    # Customers deleted while the new table was filled would fail the foreign key. From here to
+    # the commit no more can go: deleting a customer deletes their features row first (Django's
+    # cascade), which waits for this transaction's lock on the table. So the anti-join below is
+    # the check, and the constraint goes back without a second one (NOT VALID: new rows are
+    # checked as always; the existing ones were just checked by the DELETE).
     _exec(f"DELETE FROM {table} f WHERE NOT EXISTS (SELECT 1 FROM {CUSTOMER_TABLE} c WHERE c.id = f.customer_id)")
     for name, definition in foreign_keys:
-        _exec(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+        _exec(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID")
     return rows
 
 
@@ -602,6 +623,10 @@ def _diff_sql_wide(dims: list[Dimension], tiers_sql: str) -> str:
            AND (v.old_tier_id IS NULL OR v.old_tier_id <> v.tier_id OR v.old_overridden <> v.overridden)"""
 
 
+# Up to this many changed (customer, dimension) pairs, a run writes them by key lookups.
+FEW_CHANGES = 200_000
+
+
 def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | None, subset: bool,
                       small: bool = True) -> dict[str, int]:
     """Tiers of a group of independent dimensions in one pass; writes only what changed.
@@ -614,6 +639,17 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
     if not dims:
         return out
     _build_diff(dims, as_of=as_of, subset=subset, small=small)
+    few = True
+    tune = False  # a small incremental run has these settings for the whole transaction
+    if _pg():
+        _exec("ANALYZE seg_diff")
+        few = _count("seg_diff") <= FEW_CHANGES
+        tune = few and not (subset and small)
+        if tune:
+            # A few rows out of millions: update the memberships through their primary key
+            # rather than scanning all of them (the planner prefers the scan from about 1%).
+            _exec("SET LOCAL enable_hashjoin = off")
+            _exec("SET LOCAL enable_mergejoin = off")
     model_dims = [int(d.id) for d in dims if d.kind == DimensionKind.CLUSTER] or [0]
     p = {"as_of": _ts(as_of), "run": run_id, "rule": str(ChangeCause.RULE), "model": str(ChangeCause.MODEL),
          "override": str(ChangeCause.OVERRIDE)}
@@ -633,6 +669,12 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
         INSERT INTO {MEMBERSHIP_TABLE} (customer_id, dimension_id, tier_id, since, overridden)
         SELECT customer_id, dimension_id, tier_id, {_param_ts('as_of')}, overridden
           FROM seg_diff WHERE membership_id IS NULL""", p)
+    if _pg():
+        if tune:
+            _exec("SET LOCAL enable_hashjoin = on")
+            _exec("SET LOCAL enable_mergejoin = on")
+        elif not few:
+            _exec(f"ANALYZE {MEMBERSHIP_TABLE}")  # many rows changed: keep the next plans right
     slug = {int(d.id): d.slug for d in dims}
     with connection.cursor() as cur:
         cur.execute("""SELECT dimension_id, COUNT(*) FROM seg_diff
@@ -708,9 +750,18 @@ def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: 
           else "CREATE TEMP TABLE seg_affected (customer_id INTEGER PRIMARY KEY)")
     ignore = "ON CONFLICT DO NOTHING" if _pg() else ""
     ins = "INSERT INTO seg_affected (customer_id)" if _pg() else "INSERT OR IGNORE INTO seg_affected (customer_id)"
-    # New events (and events stored late for the past).
-    _exec(f"{ins} SELECT DISTINCT customer_id FROM {EVENT_TABLE} WHERE id > %(hw)s {ignore}",
-          {"hw": max(0, event_high_water - HIGH_WATER_MARGIN)})
+    # New events (and events stored late for the past). Ids are taken when a row is written and
+    # become visible at commit, so a transaction in flight when the last run read its high-water
+    # mark can commit ids below it: the last HIGH_WATER_MARGIN ids are looked at again, those
+    # received since an hour before the last run started (a transaction older than that when
+    # the run began is taken as committed before it).
+    recent = ""
+    hw_params: dict = {"hw": event_high_water, "margin": max(0, event_high_water - HIGH_WATER_MARGIN)}
+    if since_started_at is not None:
+        recent = "AND received_at >= %(received)s"
+        hw_params["received"] = _ts(since_started_at - timedelta(hours=1))
+    _exec(f"""{ins} SELECT DISTINCT customer_id FROM {EVENT_TABLE}
+              WHERE id > %(hw)s OR (id > %(margin)s {recent}) {ignore}""", hw_params)
     # Events leaving a feature window, and timestamps crossing a rule's day threshold.
     params = {"lo": None, "hi": None}
     spans = sorted(set(WINDOWS) | {2 * TREND_WINDOW} | set(thresholds))

@@ -141,8 +141,11 @@ class Membership(models.Model):
     """The customer's current tier on a dimension, and since when."""
 
     id = models.BigAutoField(primary_key=True)
-    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="memberships")
-    dimension = models.ForeignKey(Dimension, on_delete=models.CASCADE, related_name="memberships")
+    # No index of their own: the unique (customer, dimension) and (dimension, tier) indexes lead
+    # with these columns. Every index here is written on each tier change.
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="memberships",
+                                 db_index=False)
+    dimension = models.ForeignKey(Dimension, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="memberships")
     since = models.DateTimeField(_("since"))
     # Rows are written only when the tier changes (a full recompute touches few rows), so
@@ -163,13 +166,19 @@ class TierChange(models.Model):
     """History: a customer moved from one tier to another on a dimension (append-only)."""
 
     id = models.BigAutoField(primary_key=True)
-    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="tier_changes")
-    dimension = models.ForeignKey(Dimension, on_delete=models.CASCADE, related_name="changes")
-    from_tier = models.ForeignKey(Tier, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    to_tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="entries")
+    # Append-only and large (a row per change): only the indexes that reads use. customer, to_tier
+    # and run are the leading columns of the indexes in Meta; dimension and from_tier are read
+    # through those, and deleting a tier or a dimension (rare, staff) scans instead.
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="tier_changes",
+                                 db_index=False)
+    dimension = models.ForeignKey(Dimension, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    from_tier = models.ForeignKey(Tier, on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+                                  db_index=False)
+    to_tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="entries", db_index=False)
     at = models.DateTimeField(_("at"))
     cause = models.CharField(_("cause"), max_length=10, choices=ChangeCause.choices, default=ChangeCause.RULE)
-    run = models.ForeignKey("RecomputeRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="tier_changes")
+    run = models.ForeignKey("RecomputeRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="tier_changes",
+                            db_index=False)
 
     class Meta:
         verbose_name = _("tier change")

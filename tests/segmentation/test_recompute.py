@@ -68,6 +68,27 @@ def test_incremental_after_new_events_and_time_passing_equals_a_full_run(monkeyp
     assert len(after_incremental) == 13 * 3
 
 
+def test_the_look_back_rereads_events_committed_late_not_those_stored_long_ago():
+    """An event id below the last run's high-water mark that became visible after the run (its
+    transaction committed late) is taken in; the look-back skips events received well before
+    the run started, so a quiet shop's incremental run stays small."""
+    from django.utils import timezone
+
+    from accounts.models import Event
+    from segmentation.models import CustomerFeatures
+
+    _shop()
+    Event.objects.update(received_at=timezone.now() - 3 * timedelta(hours=1))  # stored long ago
+    recompute(AS_OF)
+    late = Event.objects.filter(customer__external_id="c4").order_by("id").first()
+    Event.objects.filter(pk=late.pk).update(type="purchase", amount="5000.00", occurred_at=AS_OF - DAY,
+                                            received_at=timezone.now())
+    inc = recompute(AS_OF + timedelta(hours=1), RunMode.INCREMENTAL)
+    assert inc.mode == RunMode.INCREMENTAL
+    assert inc.customers < 12  # not the whole shop: the look-back took only the late event
+    assert CustomerFeatures.objects.get(customer__external_id="c4").revenue_total >= 5000
+
+
 def customer_by(ext: str):
     from accounts.models import Customer
 
