@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0005_customer_name_trigram'),
-        ('segmentation', '0003_recompute_schedule'),
+        ('segmentation', '0005_builtin_translations'),
     ]
 
     operations = [
