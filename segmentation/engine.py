@@ -745,8 +745,9 @@ HIGH_WATER_MARGIN = 10_000  # event ids may commit out of order; look back this 
 SMALL_SUBSET = 20_000
 
 
-def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: int, thresholds: set[int],
+def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: int, thresholds: dict[str, set[float]],
                    since_started_at: datetime | None = None) -> int:
+    """`thresholds`: the rules' day counts by the features timestamp they are measured on."""
     """Customers whose features or tiers may differ between since_as_of and as_of."""
     _drop_temp("seg_affected")
     _exec("CREATE TEMP TABLE seg_affected (customer_id bigint PRIMARY KEY)" if _pg()
@@ -765,20 +766,27 @@ def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: 
         hw_params["received"] = _ts(since_started_at - timedelta(hours=1))
     _exec(f"""{ins} SELECT DISTINCT customer_id FROM {EVENT_TABLE}
               WHERE id > %(hw)s OR (id > %(margin)s {recent}) {ignore}""", hw_params)
-    # Events leaving a feature window, and timestamps crossing a rule's day threshold.
-    params = {"lo": None, "hi": None}
-    spans = sorted(set(WINDOWS) | {2 * TREND_WINDOW} | set(thresholds))
-    with connection.cursor() as cur:
-        for days in spans:
-            # A timestamp t crosses "days" between the runs when since_as_of - days < t <= as_of - days
-            # (rules compare t with as_of - N days exactly; thresholds hold both N and N + 1).
-            params = {"lo": _ts(since_as_of - days * DAY), "hi": _ts(as_of - days * DAY)}
-            if days in WINDOWS or days == 2 * TREND_WINDOW:
-                cur.execute(f"{ins} SELECT DISTINCT customer_id FROM {EVENT_TABLE} "
-                            f"WHERE occurred_at > %(lo)s AND occurred_at <= %(hi)s {ignore}", params)
-            for col in ("last_purchase_at", "last_activity_at", "joined_at", "first_purchase_at"):
-                cur.execute(f"{ins} SELECT customer_id FROM {FEATURE_TABLE} WHERE {col} > %(lo)s AND {col} <= %(hi)s {ignore}",
-                            params)
+    # Events leaving a feature window, and timestamps crossing a rule's day threshold: a
+    # timestamp t crosses "days" between the runs when since_as_of - days < t <= as_of - days
+    # (rules compare t with as_of - N days exactly; thresholds hold both N and N + 1). One
+    # statement per column, its ranges OR-ed: one pass (or one bitmap of index ranges) each;
+    # a timestamp no rule measures from is not looked at.
+    windows = sorted(set(WINDOWS) | {2 * TREND_WINDOW})
+
+    def crossing(column: str, days: list[float]) -> tuple[str, dict]:
+        params = {}
+        ranges = []
+        for i, d in enumerate(days):
+            params[f"lo{i}"], params[f"hi{i}"] = _ts(since_as_of - d * DAY), _ts(as_of - d * DAY)
+            ranges.append(f"({column} > %(lo{i})s AND {column} <= %(hi{i})s)")
+        return " OR ".join(ranges), params
+
+    where, params = crossing("occurred_at", windows)
+    _exec(f"{ins} SELECT DISTINCT customer_id FROM {EVENT_TABLE} WHERE {where} {ignore}", params)
+    for col, days in sorted(thresholds.items()):
+        if days:
+            where, params = crossing(col, sorted(days))
+            _exec(f"{ins} SELECT customer_id FROM {FEATURE_TABLE} WHERE {where} {ignore}", params)
     # Overrides that started or ended in between; customers never computed.
     _exec(f"""{ins} SELECT customer_id FROM {TierOverride._meta.db_table}
               WHERE (expires_at > %(lo)s AND expires_at <= %(hi)s) OR (created_at > %(lo)s AND created_at <= %(hi)s)
@@ -837,12 +845,13 @@ def recompute_pass(*, as_of: datetime, computed_at: datetime, run_id: int | None
         _session_tuning()
         small = True
         if subset:
-            thresholds: set[int] = set()
-            from .rules import time_thresholds
+            thresholds: dict[str, set[int]] = {}
+            from .rules import time_thresholds_by_column
 
             for dim in dims:
                 for tier in dim.tiers.all():
-                    thresholds |= time_thresholds(tier.rule)
+                    for column, days in time_thresholds_by_column(tier.rule).items():
+                        thresholds.setdefault(column, set()).update(days)
             affected = stage.run("affected", 2, lambda: build_affected(
                 as_of=as_of, since_as_of=incremental_from["as_of"],
                 event_high_water=incremental_from["event_high_water"], thresholds=thresholds,

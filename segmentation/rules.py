@@ -369,9 +369,14 @@ def validate_rule(rule: Any, *, dimension: str | None = None) -> None:
     compile_rule(rule, dimension=dimension)
 
 
-def time_thresholds(rule: Any) -> set[int]:
-    """Day counts used by day-count and relative-date conditions (incremental recompute uses them)."""
-    found: set[int] = set()
+# The features' timestamps; a time condition on any other field is looked for in all of them.
+TIMESTAMP_COLUMNS = ("last_purchase_at", "last_activity_at", "joined_at", "first_purchase_at")
+
+
+def time_thresholds_by_column(rule: Any) -> dict[str, set[int]]:
+    """Day counts of day-count and relative-date conditions, by the features timestamp they are
+    measured on (incremental recompute looks for customers whose timestamp crossed one)."""
+    found: dict[str, set[int]] = {}
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
@@ -381,10 +386,18 @@ def time_thresholds(rule: Any) -> set[int]:
             field = FIELDS.get(node.get("field", ""))
             is_time = (field and field.type == DAYS) or node.get("op") in ("within_last", "not_within_last")
             if is_time:
+                column = (field.source if field and field.type == DAYS else field.name if field else "")
+                columns = [column] if column in TIMESTAMP_COLUMNS else list(TIMESTAMP_COLUMNS)
                 vals = node.get("value")
                 for v in vals if isinstance(vals, list) else [vals]:
                     if isinstance(v, int) and not isinstance(v, bool):
-                        found.update({v, v + 1})
+                        for col in columns:
+                            found.setdefault(col, set()).update({v, v + 1})
 
     walk(rule)
     return found
+
+
+def time_thresholds(rule: Any) -> set[int]:
+    """Every day count of the rule's day-count and relative-date conditions."""
+    return set().union(*time_thresholds_by_column(rule).values())

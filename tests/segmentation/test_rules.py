@@ -182,3 +182,18 @@ def test_time_thresholds_collect_day_counts_for_incremental_runs():
     rule = {"any": [cond("activity_recency_days", "<=", 30), cond("last_purchase_at", "within_last", 90),
                     cond("orders_total", ">=", 5)]}
     assert time_thresholds(rule) == {30, 31, 90, 91}
+
+
+def test_time_thresholds_are_kept_by_the_timestamp_they_are_measured_on():
+    """Incremental runs look for crossings only in the timestamps rules measure from."""
+    from segmentation.rules import TIMESTAMP_COLUMNS, time_thresholds_by_column
+
+    rule = {"any": [cond("activity_recency_days", "<=", 30), cond("last_purchase_at", "within_last", 90),
+                    cond("days_since_signup", "<=", 60), cond("signup_at", "within_last", 7)]}
+    found = time_thresholds_by_column(rule)
+    assert found["last_activity_at"] == {30, 31, 7, 8}
+    assert found["last_purchase_at"] == {90, 91, 7, 8}
+    assert found["joined_at"] == {60, 61, 7, 8}
+    # signup_at is the customer's own column: looked for in every features timestamp
+    assert set(found) == set(TIMESTAMP_COLUMNS)
+    assert time_thresholds_by_column({"all": [cond("orders_total", ">=", 5)]}) == {}
