@@ -40,6 +40,13 @@ def test_screenshots(shop, page, login, live_server, tmp_path):
     page.goto(f"{live_server.url}/customers/{shop['vip'].customer.pk}/")
     expect(page.locator("[data-badge=vip]")).to_be_visible()
     _save(page, tmp_path, "customer-360")
+    # The same page in Simplified Chinese (the switcher in the navbar), then back to English.
+    page.locator("form.language-switcher button[value=zh-hans]").first.click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.locator("[data-badge=vip]")).to_be_visible()
+    _save(page, tmp_path, "customer-360-zh", full_page=False)
+    page.locator("form.language-switcher button[value=en]").first.click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
 
     page.goto(f"{live_server.url}/segments/segments/new/")
     builder = page.locator(".rule-builder")
