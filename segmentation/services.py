@@ -193,6 +193,20 @@ def tier_update_rule(*, tier: Tier, rule) -> Tier:
     return tier
 
 
+@transaction.atomic
+def tier_settings_update(*, tier: Tier, rule, **fields) -> Tier:
+    """Change a tier's rule (validated as by tier_update_rule) and its display settings (name,
+    colour, VIP, service level, order, description, their translations) together. The next
+    recompute applies it."""
+    tier = Tier.objects.select_for_update().select_related("dimension").get(pk=tier.pk)
+    tier_update_rule(tier=tier, rule=rule)  # validates first (RuleError), then saves the rule
+    for key, value in fields.items():
+        setattr(tier, key, value)
+    tier.full_clean()
+    tier.save()
+    return tier
+
+
 def dimension_validate(*, dimension: Dimension) -> None:
     for tier in dimension.tiers.all():
         compile_rule(tier.rule, dimension=dimension.slug)

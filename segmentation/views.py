@@ -30,7 +30,14 @@ from .forms import RecomputeForm, SegmentForm, TierForm, TierOverrideForm, apply
 from .models import RecomputeRun, Segment, Tier, TierOverride
 from .rules import RuleError
 from .selectors import latest_as_of, latest_run
-from .services import recompute_run_create, segment_create, segment_update, tier_override_create, tier_override_revoke
+from .services import (
+    recompute_run_create,
+    segment_create,
+    segment_update,
+    tier_override_create,
+    tier_override_revoke,
+    tier_settings_update,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +156,7 @@ class TierDetailView(SegmentationPageMixin, MethodPermissionMixin, TemplateView)
         data = dict(form.cleaned_data)
         rule = data.pop("rule")
         try:
-            tier = support.tier_settings_update(tier=self.tier, rule=rule, **data)
+            tier = tier_settings_update(tier=self.tier, rule=rule, **data)
         except ApplicationError as exc:
             apply_application_error(form, exc)
             messages.error(request, exc.message)

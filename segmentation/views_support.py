@@ -1,8 +1,6 @@
 """Reads and small helpers behind the segmentation staff pages (segmentation/views.py).
 
-The writes the pages need are the services of segmentation/services.py; `tier_settings_update`
-below is the one write that services.py does not have yet (a tier's display settings with its
-rule, in one transaction) and belongs there.
+The writes the pages need are the services of segmentation/services.py.
 """
 from __future__ import annotations
 
@@ -12,7 +10,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -417,23 +414,6 @@ def customer_segmentation(*, customer: Customer, history: int = 30) -> dict:
         "features": features,
         "feature_rows": feature_rows,
     }
-
-
-# --- Writes not in services.py yet -----------------------------------------------------------------
-@transaction.atomic
-def tier_settings_update(*, tier: Tier, rule: Any, **fields) -> Tier:
-    """Change a tier's rule (validated by services.tier_update_rule) and its display settings
-    (name, colour, VIP, service level, order, description, their translations) together. The next
-    recompute applies it."""
-    from .services import tier_update_rule
-
-    tier = Tier.objects.select_for_update().select_related("dimension").get(pk=tier.pk)
-    tier_update_rule(tier=tier, rule=rule)  # validates first (RuleError), then saves the rule
-    for key, value in fields.items():
-        setattr(tier, key, value)
-    tier.full_clean()
-    tier.save()
-    return tier
 
 
 def _get(d: Any, *keys: str) -> Any:
