@@ -25,8 +25,9 @@ from .stats import two_proportion_test, wilson_interval
 ATTRIBUTION_DAYS = 7
 
 
-def trained_models(*, limit: int = 50) -> QuerySet[TrainedModel]:
-    return TrainedModel.objects.defer("artefact").select_related("requested_by").order_by("-created_at", "-id")[:limit]
+def trained_models() -> QuerySet[TrainedModel]:
+    """Every trained model, newest first, without its artefact."""
+    return TrainedModel.objects.defer("artefact").select_related("requested_by").order_by("-created_at", "-id")
 
 
 def _rec_filter(*, model_id: int | None = None, experiment_id: int | None = None, arm: str | None = None) -> Q:

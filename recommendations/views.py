@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -26,6 +27,21 @@ from .forms import ExperimentForm, TierRuleForm, TrainForm
 from .models import Experiment, TierRule, TrainedModel
 
 VIEW_MODELS = "recommendations.view_trainedmodel"
+
+
+MODELS_PER_PAGE = 25
+EXPERIMENTS_PER_PAGE = 25
+MODEL_SORTS = {"trained": ("created_at", "id"), "-trained": ("-created_at", "-id"),
+               "algorithm": ("algorithm", "-created_at"), "-algorithm": ("-algorithm", "-created_at"),
+               "status": ("status", "-created_at"), "-status": ("-status", "-created_at")}
+EXPERIMENT_SORTS = {"name": ("name", "id"), "-name": ("-name", "-id"), "status": ("status", "-started_at"),
+                    "-status": ("-status", "-started_at"), "started": ("started_at", "id"),
+                    "-started": ("-started_at", "-id")}
+
+
+def _sort(request, sorts: dict, default: str) -> str:
+    sort = request.GET.get("sort") or default
+    return sort if sort in sorts else default
 
 
 class MethodPermissionMixin(StaffPermissionRequiredMixin):
@@ -68,14 +84,18 @@ class ModelListView(PageMixin, MethodPermissionMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        models = list(selectors.trained_models(limit=50))
+        sort = _sort(self.request, MODEL_SORTS, "-trained")
+        page = Paginator(selectors.trained_models().order_by(*MODEL_SORTS[sort]), MODELS_PER_PAGE).get_page(
+            self.request.GET.get("page"))
+        models = list(page.object_list)
         since = timezone.now() - timedelta(days=30)
         shown = [m.pk for m in models if m.status == "succeeded"][:10]
         attribution = selectors.model_attribution(model_ids=shown, since=since)
         for m in models:
             m.attribution = attribution.get(m.pk)
-        context.update(models=models, chart=selectors.metrics_chart(models), train_form=kwargs.get("train_form") or TrainForm(),
-                       active={m.use: m for m in models if m.active})
+        active = {m.use: m for m in TrainedModel.objects.defer("artefact").filter(active=True)}
+        context.update(models=models, page_obj=page, sort=sort, chart=selectors.metrics_chart(models),
+                       train_form=kwargs.get("train_form") or TrainForm(), active=active)
         return context
 
 
@@ -208,7 +228,10 @@ class ExperimentListView(PageMixin, MethodPermissionMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(experiments=selectors.experiments_list(), form=kwargs.get("form") or ExperimentForm(),
+        sort = _sort(self.request, EXPERIMENT_SORTS, "-started")
+        page = Paginator(selectors.experiments_list().order_by(*EXPERIMENT_SORTS[sort]), EXPERIMENTS_PER_PAGE).get_page(
+            self.request.GET.get("page"))
+        context.update(experiments=page.object_list, page_obj=page, sort=sort, form=kwargs.get("form") or ExperimentForm(),
                        has_active=TrainedModel.objects.filter(use=ModelUse.CUSTOMER, active=True).exists())
         return context
 

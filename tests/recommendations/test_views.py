@@ -190,3 +190,30 @@ def test_every_string_of_the_recommendations_pages_has_a_chinese_translation(set
     assert missing == []
     msgids = {e.msgid for e in catalogue}
     assert {"Train now", "Because you bought %(item)s", "Popular with VIP customers"} <= msgids
+
+
+def test_model_and_experiment_lists_are_paginated_and_sortable(client, trained):
+    from recommendations.views import EXPERIMENTS_PER_PAGE, MODELS_PER_PAGE
+
+    now = timezone.now()
+    TrainedModel.objects.bulk_create([TrainedModel(algorithm="popularity" if i % 2 else "item_knn", status="failed",
+                                                   as_of=now) for i in range(MODELS_PER_PAGE + 3)])
+    Experiment.objects.bulk_create([Experiment(name=f"exp {i:02d}", status="stopped", traffic_b=0.5, started_at=now)
+                                    for i in range(EXPERIMENTS_PER_PAGE + 2)])
+    login(client, A)
+    url = reverse("recommendations:overview")
+    first = client.get(url)
+    assert first.status_code == 200 and len(first.context["models"]) == MODELS_PER_PAGE
+    assert first.context["models"][0].pk > first.context["models"][-1].pk  # newest first
+    assert first.context["active"]["customer"].pk == trained.pk  # the active model, on whatever page
+    last = client.get(url, {"page": 2})
+    assert len(last.context["models"]) == MODELS_PER_PAGE + 4 - MODELS_PER_PAGE  # 28 rows with `trained`
+    by_algorithm = client.get(url, {"sort": "algorithm"}).context["models"]
+    assert [m.algorithm for m in by_algorithm] == sorted(m.algorithm for m in by_algorithm)
+    assert 'aria-sort="ascending"' in client.get(url, {"sort": "algorithm"}).content.decode()
+    assert client.get(url, {"sort": "bogus"}).context["sort"] == "-trained"  # unknown: the default
+
+    url = reverse("recommendations:experiments")
+    names = [e.name for e in client.get(url, {"sort": "name"}).context["experiments"]]
+    assert names == sorted(names) and len(names) == EXPERIMENTS_PER_PAGE
+    assert len(client.get(url, {"sort": "name", "page": 2}).context["experiments"]) == 2
