@@ -51,9 +51,12 @@ def recompute_run_create(*, as_of: datetime | None = None, mode: str = RunMode.F
 
 
 def _previous_run(as_of: datetime) -> RecomputeRun | None:
-    return (RecomputeRun.objects.filter(status=RunStatus.SUCCEEDED,
-                                        as_of__lte=as_of)
-            .exclude(score_bounds={}).order_by("-as_of", "-id").first())
+    """The run an incremental run starts from: the last one that succeeded, whose tiers the
+    tables hold now. None (so a full run) when there is none, or when it was as of a later time
+    (a run back in time, after a back-dated import, say, has nothing to be incremental from)."""
+    last = (RecomputeRun.objects.filter(status=RunStatus.SUCCEEDED).exclude(score_bounds={})
+            .order_by("-finished_at", "-id").first())
+    return last if last is not None and last.as_of <= as_of else None
 
 
 def recompute_tiers(*, run: RecomputeRun, progress=None) -> RecomputeRun:

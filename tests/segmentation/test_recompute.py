@@ -295,3 +295,16 @@ def test_the_snapshot_follows_an_incremental_run_on_the_same_day():
     snapshot = dict(TierSnapshot.objects.filter(date=AS_OF.date()).values_list("tier_id", "customers"))
     assert snapshot == {tier_id: counted.get(tier_id, 0) for tier_id in snapshot}
     assert sum(snapshot.values()) == 13 * 4
+
+
+def test_incremental_starts_from_the_last_run_and_going_back_in_time_is_a_full_run():
+    """The tables hold the last run's tiers: an incremental run starts from it (its high-water
+    mark), not from an older run of the same as_of; asked for an earlier as_of, it runs full."""
+    _shop()
+    recompute(AS_OF)
+    recompute(AS_OF + DAY, RunMode.INCREMENTAL)
+    recompute(AS_OF)  # back to AS_OF (a back-dated import's run)
+    later = recompute(AS_OF + DAY, RunMode.INCREMENTAL)
+    assert later.mode == RunMode.INCREMENTAL
+    back = recompute(AS_OF + DAY - timedelta(hours=1), RunMode.INCREMENTAL)
+    assert back.mode == RunMode.FULL
