@@ -80,6 +80,10 @@ API_MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# accounts.Event's per-customer index covers type, amount and item on PostgreSQL; SQLite (the
+# embedded default) builds the same index without them, which is what we want there.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
 
