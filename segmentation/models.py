@@ -143,8 +143,12 @@ class Membership(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No index of their own: the unique (customer, dimension) and (dimension, tier) indexes lead
     # with these columns. Every index here is written on each tier change.
+    # The customer key is not checked by the database: recompute writes memberships from a join
+    # with the customers table, and checking each row again at commit locked every customer row
+    # (4M checks, most of a first run's five minutes at 1M customers). Deleting a customer
+    # still deletes their memberships (Django's on_delete); Stratum itself never deletes one.
     customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="memberships",
-                                 db_index=False)
+                                 db_index=False, db_constraint=False)
     dimension = models.ForeignKey(Dimension, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="memberships")
     since = models.DateTimeField(_("since"))
@@ -170,12 +174,12 @@ class TierChange(models.Model):
     # - only the indexes that reads use. customer, to_tier and run lead the indexes in Meta;
     #   dimension and from_tier are read through those, and deleting a tier or a dimension
     #   (rare, staff) scans instead;
-    # - the database checks the customer key only. Dimension, tiers and run come from the rows
-    #   recompute reads in the same transaction; checking them again cost one trigger query per
-    #   key per row at commit (a quarter of an incremental run). Deleting a dimension, tier or run
-    #   still cascades or clears through Django's on_delete.
+    # - the database checks none of its keys. Customer, dimension, tiers and run come from the
+    #   rows recompute reads in the same transaction; checking them again cost one trigger query
+    #   per key per row at commit (a quarter of an incremental run, most of a first run). Deleting
+    #   a customer, dimension, tier or run still cascades or clears through Django's on_delete.
     customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="tier_changes",
-                                 db_index=False)
+                                 db_index=False, db_constraint=False)
     dimension = models.ForeignKey(Dimension, on_delete=models.CASCADE, related_name="changes", db_index=False,
                                   db_constraint=False)
     from_tier = models.ForeignKey(Tier, on_delete=models.CASCADE, null=True, blank=True, related_name="+",

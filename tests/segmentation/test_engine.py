@@ -324,3 +324,18 @@ def test_the_reference_histories_get_the_same_tiers_on_every_database():
     assert scores["grower"] == (4, 3, 2)
     assert scores["one-timer"] == (1, 1, 1)
     assert scores["ghost"] == (None, None, None)
+
+
+def test_deleting_a_customer_deletes_their_tiers_and_history():
+    """Memberships and tier changes keep no database foreign key to the customer (recompute
+    writes them from a join with customers); Django's on_delete still removes them."""
+    from segmentation.models import CustomerFeatures, Membership, TierChange
+
+    c = customer("leaving", signup=AS_OF - 10 * DAY)
+    event(c, AS_OF - DAY)
+    recompute(AS_OF)
+    assert Membership.objects.filter(customer=c).exists() and TierChange.objects.filter(customer=c).exists()
+    c.delete()
+    assert not Membership.objects.filter(customer_id=c.pk).exists()
+    assert not TierChange.objects.filter(customer_id=c.pk).exists()
+    assert not CustomerFeatures.objects.filter(customer_id=c.pk).exists()
