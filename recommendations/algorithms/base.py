@@ -6,6 +6,7 @@ the caller's business (see `weighting.IdIndex`).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Iterable
 
 import numpy as np
@@ -90,7 +91,11 @@ def top_k_sparse(S: sp.spmatrix, k: int) -> sp.csr_matrix:
     return out
 
 
-class Recommender:
+class NotSupported(Exception):
+    """The model does not offer this capability (item-item similarity, restoring from arrays)."""
+
+
+class Recommender(ABC):
     """fit(X) once; then score / recommend / similar_items.
 
     - `fit(X, **side)`: X is a users x items sparse matrix of (weighted) interactions.
@@ -116,13 +121,18 @@ class Recommender:
     def __init__(self) -> None:
         self.X_: sp.csr_matrix | None = None
 
-    # -- to implement ---------------------------------------------------------------------------
-    def fit(self, X, **side) -> "Recommender":  # pragma: no cover - interface
-        raise NotImplementedError
+    # -- every model implements ----------------------------------------------------------------
+    @abstractmethod
+    def fit(self, X, **side) -> "Recommender":
+        """Learn from X (users x items); side information by keyword, ignored when unused."""
 
-    def _score_rows(self, X_rows: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:  # pragma: no cover
+    @abstractmethod
+    def _score_rows(self, X_rows: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         """Scores for the given history rows (and their training row indices when known)."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def get_state(self) -> dict:
+        """The learned artefacts as numpy arrays (what a registry stores)."""
 
     # -- shared ---------------------------------------------------------------------------------
     @property
@@ -172,14 +182,12 @@ class Recommender:
             return np.empty((0, k), dtype=np.int64), np.empty((0, k))
         return np.vstack(out_idx), np.vstack(out_val)
 
+    # -- capabilities some models have ----------------------------------------------------------
     def similar_items(self, items: Iterable[int] | int, k: int = 10):
-        raise NotImplementedError(f"{type(self).__name__} has no item-item similarity")
-
-    def get_state(self) -> dict:
-        raise NotImplementedError
+        raise NotSupported(f"{type(self).__name__} has no item-item similarity")
 
     def _set_state(self, state: dict) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot be restored from arrays")
+        raise NotSupported(f"{type(self).__name__} cannot be restored from arrays")
 
     @classmethod
     def from_state(cls, state: dict, **params) -> "Recommender":

@@ -5,6 +5,8 @@ Threads are set explicitly and results are reproducible for a given `random_stat
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
@@ -22,8 +24,9 @@ class _ImplicitMF(Recommender):
 
     implicit = True
 
-    def _make(self):  # pragma: no cover - subclass
-        raise NotImplementedError
+    @abstractmethod
+    def _make(self):
+        """The `implicit` model to fit, built from this model's hyper-parameters."""
 
     def _train_matrix(self, X: sp.csr_matrix) -> sp.csr_matrix:
         return binarize(X) if self.implicit else X

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Recommender, as_csr, top_k
+from .base import NotSupported, Recommender, as_csr, top_k
 from .content import ContentBased
 from .popularity import Popularity
 
@@ -123,7 +123,7 @@ class Hybrid(Recommender):
         for model, _ in self.components:
             try:
                 idx, vals = model.similar_items(items, k)
-            except NotImplementedError:
+            except NotSupported:
                 continue
             if cold.any() and self.content_ is not None:
                 ci, cv = self.content_.similar_items(items[cold], k)
@@ -131,13 +131,10 @@ class Hybrid(Recommender):
             return idx, vals
         if self.content_ is not None:
             return self.content_.similar_items(items, k)
-        raise NotImplementedError("no component of this hybrid has item-item similarity")
+        raise NotSupported("no component of this hybrid has item-item similarity")
 
     def get_state(self) -> dict:
         state = {f"fallback.{k}": v for k, v in self.fallback.get_state().items()}
         for pos, (model, _) in enumerate(self.components):
-            try:
-                state.update({f"{pos}.{model.name}.{k}": v for k, v in model.get_state().items()})
-            except NotImplementedError:
-                pass
+            state.update({f"{pos}.{model.name}.{k}": v for k, v in model.get_state().items()})
         return state

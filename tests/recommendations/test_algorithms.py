@@ -387,3 +387,17 @@ def test_restored_from_arrays_serves_like_the_fitted_model(model):
     b_idx, b_val = restored.recommend(X=recent, k=4)
     assert np.array_equal(a_idx, b_idx)
     assert np.allclose(a_val, b_val)
+
+
+def test_item_similarity_is_a_capability_some_models_lack_and_the_base_is_abstract():
+    from recommendations.algorithms.base import NotSupported, Recommender
+
+    with pytest.raises(TypeError):
+        Recommender()  # fit, _score_rows and get_state are abstract
+    m = UserKNN(neighbours=2, shrink=0).fit(COMMUNITIES)
+    with pytest.raises(NotSupported, match="no item-item similarity"):
+        m.similar_items(0, k=2)
+    # A hybrid asks its components in turn: UserKNN has none, ItemKNN answers.
+    hybrid = Hybrid([(UserKNN(shrink=0), 1.0), (ItemKNN(shrink=0), 1.0)]).fit(COMMUNITIES)
+    idx, _ = hybrid.similar_items(0, k=2)
+    assert idx.shape == (1, 2)
