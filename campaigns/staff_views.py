@@ -25,7 +25,7 @@ from django.views.generic import TemplateView
 
 from accounts.models import Customer
 from crm.core.errors import ApplicationError, NotFound
-from crm.core.views import StaffPermissionRequiredMixin
+from crm.core.views import StaffPermissionRequiredMixin, sorted_page
 from segmentation.models import Segment, Tier
 
 from . import rendering
@@ -89,11 +89,8 @@ class CampaignListView(StaffPermissionRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        sort = self.request.GET.get("sort") or "-created"
-        if sort not in SORTS:
-            sort = "-created"
-        qs = campaign_list().select_related("segment").prefetch_related("tiers__dimension").order_by(*SORTS[sort])
-        page = Paginator(qs, CAMPAIGNS_PER_PAGE).get_page(self.request.GET.get("page"))
+        qs = campaign_list().select_related("segment").prefetch_related("tiers__dimension")
+        page, sort = sorted_page(self.request, qs, SORTS, "-created", CAMPAIGNS_PER_PAGE)
         rows = [{"campaign": c, "progress": _progress(c)} for c in page.object_list]
         context.update(page_obj=page, rows=rows, sort=sort, can_add=self.request.user.has_perm(ADD),
                        live=any(r["campaign"].status in LIVE for r in rows),

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -19,7 +18,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from crm.core.errors import ApplicationError
-from crm.core.views import StaffPermissionRequiredMixin
+from crm.core.views import StaffPermissionRequiredMixin, sorted_page
 
 from . import selectors, services
 from .choices import ModelUse
@@ -37,11 +36,6 @@ MODEL_SORTS = {"trained": ("created_at", "id"), "-trained": ("-created_at", "-id
 EXPERIMENT_SORTS = {"name": ("name", "id"), "-name": ("-name", "-id"), "status": ("status", "-started_at"),
                     "-status": ("-status", "-started_at"), "started": ("started_at", "id"),
                     "-started": ("-started_at", "-id")}
-
-
-def _sort(request, sorts: dict, default: str) -> str:
-    sort = request.GET.get("sort") or default
-    return sort if sort in sorts else default
 
 
 class MethodPermissionMixin(StaffPermissionRequiredMixin):
@@ -84,9 +78,7 @@ class ModelListView(PageMixin, MethodPermissionMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        sort = _sort(self.request, MODEL_SORTS, "-trained")
-        page = Paginator(selectors.trained_models().order_by(*MODEL_SORTS[sort]), MODELS_PER_PAGE).get_page(
-            self.request.GET.get("page"))
+        page, sort = sorted_page(self.request, selectors.trained_models(), MODEL_SORTS, "-trained", MODELS_PER_PAGE)
         models = list(page.object_list)
         since = timezone.now() - timedelta(days=30)
         shown = [m.pk for m in models if m.status == "succeeded"][:10]
@@ -228,9 +220,8 @@ class ExperimentListView(PageMixin, MethodPermissionMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        sort = _sort(self.request, EXPERIMENT_SORTS, "-started")
-        page = Paginator(selectors.experiments_list().order_by(*EXPERIMENT_SORTS[sort]), EXPERIMENTS_PER_PAGE).get_page(
-            self.request.GET.get("page"))
+        page, sort = sorted_page(self.request, selectors.experiments_list(), EXPERIMENT_SORTS, "-started",
+                                 EXPERIMENTS_PER_PAGE)
         context.update(experiments=page.object_list, page_obj=page, sort=sort, form=kwargs.get("form") or ExperimentForm(),
                        has_active=TrainedModel.objects.filter(use=ModelUse.CUSTOMER, active=True).exists())
         return context

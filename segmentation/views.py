@@ -9,7 +9,6 @@ import json
 import logging
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db.models import ProtectedError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -22,7 +21,7 @@ from accounts.models import Customer
 from accounts.selectors import customer_contact
 from crm.core.errors import ApplicationError
 from crm.core.translations import dropped_translations_message
-from crm.core.views import StaffPermissionRequiredMixin
+from crm.core.views import StaffPermissionRequiredMixin, sorted_page
 
 from . import views_support as support
 from .choices import RunStatus
@@ -211,9 +210,7 @@ class SegmentListView(SegmentationPageMixin, StaffPermissionRequiredMixin, Templ
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        sort = self.request.GET.get("sort") or "name"
-        sort = sort if sort in SEGMENT_SORTS else "name"
-        page = Paginator(Segment.objects.order_by(*SEGMENT_SORTS[sort]), SEGMENTS_PER_PAGE).get_page(self.request.GET.get("page"))
+        page, sort = sorted_page(self.request, Segment.objects.all(), SEGMENT_SORTS, "name", SEGMENTS_PER_PAGE)
         support.segment_counts(page.object_list)
         context.update(page_obj=page, sort=sort)
         return context
@@ -329,13 +326,11 @@ class RecomputeRunListView(SegmentationPageMixin, StaffPermissionRequiredMixin, 
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        sort = self.request.GET.get("sort") or "-created"
-        sort = sort if sort in RUN_SORTS else "-created"
-        qs = RecomputeRun.objects.select_related("requested_by").order_by(*RUN_SORTS[sort])
+        qs = RecomputeRun.objects.select_related("requested_by")
         status = self.request.GET.get("status") or ""
         if status in RunStatus.values:
             qs = qs.filter(status=status)
-        page = Paginator(qs, RUNS_PER_PAGE).get_page(self.request.GET.get("page"))
+        page, sort = sorted_page(self.request, qs, RUN_SORTS, "-created", RUNS_PER_PAGE)
         for run in page.object_list:
             run.info = support.run_status(run)
         context.update(page_obj=page, sort=sort, status=status, statuses=RunStatus.choices)

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import AccessMixin, PermissionRequiredMixin
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.utils import timezone
 from django.views.generic import TemplateView
 
@@ -31,6 +32,17 @@ class StaffRequiredMixin(AccessMixin):
 
 class StaffPermissionRequiredMixin(StaffRequiredMixin, PermissionRequiredMixin):
     """A staff page that also needs model permissions (`permission_required`); 403 without them."""
+
+
+def sorted_page(request, queryset, sorts: dict[str, tuple[str, ...]], default: str,
+                per_page: int) -> tuple[Page, str]:
+    """A staff list's page: ?sort= picks an ordering from `sorts` (an unknown one falls back to
+    `default`), ?page= the page. Returns the page and the sort in force (for sort_header)."""
+    sort = request.GET.get("sort") or default
+    if sort not in sorts:
+        sort = default
+    page = Paginator(queryset.order_by(*sorts[sort]), per_page).get_page(request.GET.get("page"))
+    return page, sort
 
 
 class StaffLoginView(auth_views.LoginView):
