@@ -124,8 +124,9 @@ def login(page, live_server):
         page.goto(f"{live_server.url}/login/?next={next_url}")
         page.fill("#id_username", username)
         page.fill("#id_password", password)
-        page.locator("form[action='/login/'] button[type=submit]").click()
-        page.wait_for_load_state("domcontentloaded")
+        # Wait for the navigation the click starts, not for a load state the login page already has.
+        with page.expect_navigation(wait_until="domcontentloaded"):
+            page.locator("form[action='/login/'] button[type=submit]").click()
         return page
 
     return do

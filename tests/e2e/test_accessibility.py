@@ -138,8 +138,10 @@ def _staff_pages(page, store: dict) -> list[tuple[str, str, object]]:
     def send_empty():
         """The builder's error state: the form sent empty (the browser's own checks off)."""
         page.evaluate("() => { document.getElementById('campaign-form').noValidate = true; }")
-        page.locator("#campaign-form button[type=submit]").last.click()
-        page.wait_for_load_state("domcontentloaded")
+        # Wait for the navigation itself: the current page is already loaded, so waiting for a load
+        # state alone could return before the form's response replaces it.
+        with page.expect_navigation(wait_until="domcontentloaded"):
+            page.locator("#campaign-form button[type=submit]").last.click()
         expect(page.locator("#campaign-form .invalid-feedback, #campaign-form .is-invalid").first).to_be_attached()
 
     def preview_rendered():
@@ -185,9 +187,9 @@ def _audit(audit: Audit, page, login, base: str, store: dict, *, lang: str, opti
             action()
         audit.check(label, lang=lang, options=options)
     # A form sent without its CSRF token: the "form has expired" page (403).
-    page.evaluate("""() => { const f = document.createElement('form'); f.method = 'post';
-        f.action = '/segments/runs/new/'; document.body.appendChild(f); f.submit(); }""")
-    page.wait_for_load_state("domcontentloaded")
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        page.evaluate("""() => { const f = document.createElement('form'); f.method = 'post';
+            f.action = '/segments/runs/new/'; document.body.appendChild(f); f.submit(); }""")
     audit.check("403 csrf", lang=lang, options=options)
     # Operations may open every page; an analyst meets the access-denied page.
     page.context.clear_cookies(name="sessionid")

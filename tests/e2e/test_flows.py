@@ -40,8 +40,8 @@ def test_customer_service_finds_a_customer_by_email_sees_vip_and_issues_a_coupon
     form.locator("input[name=value]").fill("10")
     form.locator("input[name=valid_days]").fill("30")
     form.locator("input[name=reason]").fill("Late delivery, e2e")
-    form.get_by_role("button", name="Issue coupon").click()
-    page.wait_for_load_state("domcontentloaded")
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        form.get_by_role("button", name="Issue coupon").click()
 
     expect(page).to_have_url(re.compile(rf"/customers/{vip.customer.pk}/(#coupons)?$"))
     expect(page.locator(".messages .alert-success")).to_contain_text("Goodwill coupon")
@@ -209,8 +209,8 @@ def test_the_customer_page_in_chinese(shop, page, login, live_server):
 
     vip = shop["vip"]
     login("support")
-    page.locator("form.language-switcher button[value=zh-hans]").first.click()
-    page.wait_for_load_state("domcontentloaded")
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        page.locator("form.language-switcher button[value=zh-hans]").first.click()
     page.goto(f"{live_server.url}/customers/{vip.customer.pk}/")
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     expect(page.get_by_role("link", name="客户", exact=True).first).to_be_visible()
