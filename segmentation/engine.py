@@ -3,7 +3,8 @@
 A full recompute is a handful of statements over all customers:
 
 1. ``seg_base``: one aggregation of the events table (plus feedback) per customer, as of `as_of`.
-2. ``seg_scores``: R/F/M scores from PERCENT_RANK over buyers (ties share the lower score).
+2. R/F/M score bounds: PERCENT_RANK over buyers in fifths (ties share the lower score),
+   found from a few order statistics; every customer is then scored by comparison.
 3. The features table is rewritten from 1 and 2, with the active predictive models compiled
    to SQL expressions (logistic / log-linear scores and nearest-centroid clusters).
 4. Per dimension: the tier of every customer as one CASE expression compiled from the tier
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -122,6 +124,30 @@ def _subset_tuning() -> None:
         _exec("SET LOCAL jit = off")
 
 
+@contextmanager
+def _plan_settings(**gucs: str):
+    """PostgreSQL: planner settings for the statements inside, then back to what they were.
+
+    A full run reads whole tables, and two of its statements have a far better plan than the
+    one the planner's cost model picks (see build_base and _build_diff); elsewhere a no-op.
+    """
+    if not _pg():
+        yield
+        return
+    with connection.cursor() as cur:
+        before = {}
+        for name, value in gucs.items():
+            cur.execute("SELECT current_setting(%s)", [name])
+            before[name] = cur.fetchone()[0]
+            cur.execute("SELECT set_config(%s, %s, true)", [name, value])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            for name, value in before.items():
+                cur.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
 @dataclass
 class Stage:
     timings: dict[str, float] = field(default_factory=dict)
@@ -223,8 +249,22 @@ def build_base(*, as_of: datetime, subset: bool, per_customer: bool | None = Non
     if _pg():
         for w in (*WINDOWS, 2 * TREND_WINDOW):
             sql = sql.replace(f"%(t{w})s", _param_ts(f"t{w}"))
-    _exec(f"CREATE TEMP TABLE seg_base AS {sql}", _window_params(as_of))
-    if _pg():
+    if subset:
+        _exec(f"CREATE TEMP TABLE seg_base AS {sql}", _window_params(as_of))
+    else:
+        # Every customer: read the events in customer order from the covering index
+        # (customer_id, occurred_at) INCLUDE (type, amount), not by a scan of the table. Events
+        # are stored in time order, so each parallel worker of a table scan meets nearly every
+        # customer and the leader then merges about two partial rows per customer, one at a
+        # time (on the benchmark 2.3M partial rows of a dozen aggregates: most of the time).
+        # In index order each worker aggregates whole customers, the partial groups hardly
+        # overlap and the other inputs join by merging in the same order. The planner's cost
+        # model does not see the difference (it takes the groups to be few), so the statement
+        # turns off what it would choose instead: about 12 s -> 6 s at 10M events.
+        with _plan_settings(enable_seqscan="off", enable_hashagg="off"):
+            _exec(f"CREATE TEMP TABLE seg_base AS {sql}", _window_params(as_of))
+    if _pg() and subset:
+        # The subset is joined by key to large tables next; a full run only scans seg_base.
         _exec("ANALYZE seg_base")
     return _count("seg_base")
 
@@ -241,65 +281,148 @@ def _count(table: str) -> int:
 SCORE_INPUTS = {"r": "last_purchase_at", "f": "orders_total", "m": "revenue_total"}
 
 
-def _rank_score(col: str) -> str:
-    # Ties share their lowest position, so equal values always get equal scores.
-    return _least("5", f"1 + CAST(FLOOR(5 * PERCENT_RANK() OVER (ORDER BY {col})) AS INTEGER)")
+def _age_days(ts: str) -> str:
+    """SQL for the age in days (fractional) of timestamp `ts` at %(as_of)s: R's scale."""
+    if _pg():
+        return f"date_part('epoch', {_param_ts('as_of')} - {ts}) / 86400"
+    return f"julianday(%(as_of)s) - julianday({ts})"
 
 
-def build_scores_full(*, as_of: datetime) -> dict:
-    """Scores by rank among buyers; returns each score's lower bound for incremental runs."""
-    _drop_temp("seg_scores")
-    # The inputs ride along, so that the bounds below need no join back to seg_base.
-    _exec(f"""CREATE TEMP TABLE seg_scores AS
-              SELECT customer_id, {_rank_score('last_purchase_at')} AS r_score,
-                     {_rank_score('orders_total')} AS f_score, {_rank_score('revenue_total')} AS m_score,
-                     last_purchase_at, orders_total, revenue_total
-                FROM seg_base WHERE orders_total > 0""")
-    bounds: dict[str, dict[str, float]] = {}
+@dataclass
+class ScoreBounds:
+    """R/F/M score bounds: `stored` ({"r"|"f"|"m": {score: bound}}, R's as ages in days, F's and
+    M's as values) is what a run records and later incremental runs score with; `r_from`
+    ({score: timestamp}) is R's bounds as timestamps, exact for the run that found them."""
+
+    stored: dict
+    r_from: dict = field(default_factory=dict)
+
+
+def build_scores_full(*, as_of: datetime) -> ScoreBounds:
+    """The R/F/M score bounds by rank among the buyers in seg_base (a few narrow queries).
+
+    A buyer's score on a measure is 1 + floor(5 L / (n - 1)), at most 5, where n is the number
+    of buyers and L the number of them with a lower value: PERCENT_RANK in fifths, so ties
+    share the lower score. In integers: the score is at least s when L >= k_s = ceil((s - 1)(n
+    - 1) / 5), that is when the value exceeds the k_s-th smallest one. The bound of score s is
+    the smallest value above it (the lowest value that scores s or more); with one buyer,
+    everyone scores 1. Every customer is then scored by comparing with the bounds
+    (scores_sql), in full and incremental runs alike, instead of ranking a million rows by a
+    window function and joining the ranks back.
+    """
+    params = {"as_of": _ts(as_of)}
     with connection.cursor() as cur:
+        n, nth = _order_statistics(cur)
+        if not n:
+            return ScoreBounds({key: {} for key in SCORE_INPUTS})
+        ks = {s: ((s - 1) * (n - 1) + 4) // 5 for s in range(2, 6)} if n > 1 else {}
+        # The lowest value scoring 1 (everyone), then the lowest above each k_s-th value.
+        lowest: list[tuple[str, int, str]] = []
         for key, col in SCORE_INPUTS.items():
-            if key == "r":
-                expr = (f"date_part('epoch', {_param_ts('as_of')} - MIN(last_purchase_at)) / 86400" if _pg()
-                        else "julianday(%(as_of)s) - julianday(MIN(last_purchase_at))")
-                # R: a smaller age is better, so each score's bound is its largest age.
-                cur.execute(f"SELECT r_score, {expr} FROM seg_scores GROUP BY r_score", {"as_of": _ts(as_of)})
-            else:
-                cur.execute(f"SELECT {key}_score, MIN({col}) FROM seg_scores GROUP BY {key}_score")
-            bounds[key] = {str(score): float(value) for score, value in cur.fetchall()}
+            at = nth(col, sorted({1, *ks.values()}))
+            lowest.append((key, 1, f"MIN({col})"))
+            for s, k in ks.items():
+                params[f"{key}{s}"] = at[k]
+                lowest.append((key, s, f"MIN({col}) FILTER (WHERE {col} > %({key}{s})s)"))
+        cur.execute(f"SELECT {', '.join(expr for _, _, expr in lowest)} FROM seg_base WHERE orders_total > 0", params)
+        values = cur.fetchone()
+    bounds = ScoreBounds({key: {} for key in SCORE_INPUTS})
+    for (key, s, _), value in zip(lowest, values, strict=True):
+        if value is None:
+            continue
+        if key == "r":
+            bounds.r_from[str(s)] = value
+            value = _days_before(as_of, value)
+        bounds.stored[key][str(s)] = float(value)
     return bounds
 
 
-def build_scores_with_bounds(*, as_of: datetime, bounds: dict) -> None:
-    """Score the subset in seg_base with the bounds of the last full run (same mapping)."""
-    _drop_temp("seg_scores")
+def _order_statistics(cur):
+    """(number of buyers in seg_base, nth) where nth(column, positions) gives {k: the k-th
+    smallest value of the column among them}.
 
-    def case(key: str, expr: str, larger_is_better: bool) -> str:
-        items = sorted(((int(s), v) for s, v in bounds.get(key, {}).items()), reverse=True)
+    PostgreSQL sorts each column once into an array in one scan of seg_base and takes the
+    elements at the positions (about half the time of ranking by window functions); other
+    databases number the rows with ROW_NUMBER.
+    """
+    if not _pg():
+        cur.execute("SELECT COUNT(*) FROM seg_base WHERE orders_total > 0")
+        n = cur.fetchone()[0]
+
+        def nth(col: str, positions: list[int]) -> dict:
+            cur.execute(f"""SELECT rn, {col} FROM (SELECT {col}, ROW_NUMBER() OVER (ORDER BY {col}) AS rn
+                                                     FROM seg_base WHERE orders_total > 0) x
+                             WHERE rn IN ({', '.join(map(str, positions))})""")
+            return dict(cur.fetchall())
+
+        return n, nth
+    cols = list(SCORE_INPUTS.values())
+    ks = [1, *(f"(({s} - 1) * (n - 1) + 4) / 5" for s in range(2, 6))]  # as in build_scores_full
+    picks = ", ".join(f"a{i}[{k}]" for i in range(len(cols)) for k in ks)
+    aggs = ", ".join(f"array_agg({col} ORDER BY {col}) AS a{i}" for i, col in enumerate(cols))
+    cur.execute(f"""SELECT n, {picks}
+                      FROM (SELECT COUNT(*) AS n, {aggs} FROM seg_base WHERE orders_total > 0) x""")
+    row = cur.fetchone()
+    n = row[0]
+    ranks = [1, *(((s - 1) * (n - 1) + 4) // 5 for s in range(2, 6))] if n else []
+    values = {col: dict(zip(ranks, row[1 + i * len(ks): 1 + (i + 1) * len(ks)], strict=True)) if n else {}
+              for i, col in enumerate(cols)}
+    return n, lambda col, positions: {k: values[col][k] for k in positions}
+
+
+def _days_before(as_of: datetime, value) -> float:
+    """R's stored bound: the age in days at as_of of a timestamp read from seg_base, computed by
+    the database as scores_sql computes every customer's age from a stored bound."""
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT {_age_days('%(at)s' if not _pg() else 'CAST(%(at)s AS timestamptz)')}",
+                    {"as_of": _ts(as_of), "at": value})
+        return float(cur.fetchone()[0])
+
+
+def scores_sql(bounds: ScoreBounds | dict) -> tuple[dict[str, str], dict]:
+    """SQL for r_score, f_score and m_score of a seg_base row (alias b), and its parameters,
+    from the bounds of this run (ScoreBounds, R compared on timestamps) or of a previous full
+    run (its stored dict, R compared on ages at this run's as_of): NULL without a purchase."""
+    stored, r_from = (bounds.stored, bounds.r_from) if isinstance(bounds, ScoreBounds) else (bounds, {})
+    params: dict = {}
+
+    def case(key: str, expr: str, larger_is_better: bool, exact: dict | None = None) -> str:
+        items = sorted(((int(s), v) for s, v in stored.get(key, {}).items()), reverse=True)
         if not items:
-            return "NULL"
+            return "CAST(NULL AS integer)"  # typed: the column is added up and compared
         op = ">=" if larger_is_better else "<="
-        whens = " ".join(f"WHEN {expr} {op} {float(v)!r} THEN {s}" for s, v in items if s > 1)
-        return f"CASE {whens} ELSE 1 END" if whens else "1"
+        whens = []
+        for s, v in items:
+            if s == 1:
+                continue
+            if exact:
+                params[f"score_{key}{s}"] = _ts(exact[str(s)]) if isinstance(exact[str(s)], datetime) else exact[str(s)]
+                whens.append(f"WHEN {expr} >= {_param_ts(f'score_{key}{s}')} THEN {s}")
+            else:
+                whens.append(f"WHEN {expr} {op} {float(v)!r} THEN {s}")
+        scored = f"CASE {' '.join(whens)} ELSE 1 END" if whens else "1"
+        return f"CASE WHEN b.orders_total > 0 THEN {scored} END"
 
-    age = (f"date_part('epoch', {_param_ts('as_of')} - last_purchase_at) / 86400" if _pg()
-           else "julianday(%(as_of)s) - julianday(last_purchase_at)")
-    _exec(f"""CREATE TEMP TABLE seg_scores AS
-              SELECT customer_id, {case('r', age, False)} AS r_score,
-                     {case('f', 'orders_total', True)} AS f_score, {case('m', 'revenue_total', True)} AS m_score
-                FROM seg_base WHERE orders_total > 0""", {"as_of": _ts(as_of)})
-    # The features are written by joining seg_base to this by customer; a small subset runs
-    # with hash and merge joins off (_subset_tuning), so without an index each customer would
-    # scan the whole table.
-    _exec("CREATE UNIQUE INDEX seg_scores_customer ON seg_scores (customer_id)")
-    if _pg():
-        _exec("ANALYZE seg_scores")
+    r = (case("r", "b.last_purchase_at", True, r_from) if r_from
+         else case("r", _age_days("b.last_purchase_at"), False))
+    return {"r_score": r, "f_score": case("f", "b.orders_total", True),
+            "m_score": case("m", "b.revenue_total", True)}, params
+
+
+def scored_base_sql(bounds: ScoreBounds | dict) -> tuple[str, dict]:
+    """seg_base with the R/F/M scores as columns, for FROM ... b (see model_input_sql), and the
+    parameters it needs besides %(as_of)s. On PostgreSQL OFFSET 0 keeps it a subquery, so each
+    score is computed once per row, not again wherever it is used (rfm_score, model inputs)."""
+    exprs, params = scores_sql(bounds)
+    scores = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items())
+    return f"(SELECT b.*, {scores} FROM seg_base b{' OFFSET 0' if _pg() else ''})", params
 
 
 # ---------------------------------------------------------------------------------------
 # 3. Features, with the predictive models compiled to SQL
 # ---------------------------------------------------------------------------------------
 def model_input_sql(name: str) -> str:
-    """SQL for a model input over the aliases b (seg_base) and s (seg_scores)."""
+    """SQL for a model input over the alias b (scored_base_sql: seg_base with the scores)."""
     day_counts = {
         "recency_days": "b.last_purchase_at", "activity_recency_days": "b.last_activity_at",
         "days_since_signup": "b.joined_at", "tenure_days": "b.first_purchase_at",
@@ -307,7 +430,7 @@ def model_input_sql(name: str) -> str:
     if name in day_counts:
         return days_between(_param_ts("as_of"), day_counts[name])
     if name in {"r_score", "f_score", "m_score"}:
-        return f"s.{name}"
+        return f"b.{name}"
     if name == "avg_order_value":
         return "(b.revenue_total * 1.0 / NULLIF(b.orders_total, 0))"
     allowed = {"orders_30d", "orders_90d", "orders_prev_90d", "orders_365d", "orders_total", "revenue_30d",
@@ -366,7 +489,8 @@ def _active_model_columns() -> dict[str, str]:
 FEATURE_OUTPUTS = ("churn_probability", "predicted_orders_90d", "predicted_value_365d", "cluster")
 
 
-def write_features(*, as_of: datetime, computed_at: datetime, subset: bool) -> int:
+def write_features(*, as_of: datetime, computed_at: datetime, subset: bool, bounds: ScoreBounds | dict) -> int:
+    scored, score_params = scored_base_sql(bounds)
     models_sql = _active_model_columns()
     outputs = {col: models_sql.get(col, "NULL") for col in FEATURE_OUTPUTS}
     cast_money = "CAST({} AS numeric(12, 2))" if _pg() else "ROUND({}, 2)"
@@ -381,22 +505,23 @@ def write_features(*, as_of: datetime, computed_at: datetime, subset: bool) -> i
              {cast_money.format('b.revenue_30d')}, {cast_money.format('b.revenue_90d')},
              {cast_money.format('b.revenue_365d')}, {cast_money.format('b.revenue_total')},
              {cast_money.format('b.revenue_total * 1.0 / NULLIF(b.orders_total, 0)')},
-             b.sessions_30d, b.events_30d, s.r_score, s.f_score, s.m_score, s.r_score + s.f_score + s.m_score,
+             b.sessions_30d, b.events_30d, b.r_score, b.f_score, b.m_score, b.r_score + b.f_score + b.m_score,
              {outputs['churn_probability']}, {outputs['predicted_orders_90d']},
              {cast_money.format(outputs['predicted_value_365d'])}, {outputs['cluster']}, b.avg_sentiment
-        FROM seg_base b LEFT JOIN seg_scores s ON s.customer_id = b.customer_id"""
+        FROM {scored} b"""
     columns = """customer_id, as_of, computed_at, joined_at, first_purchase_at, last_purchase_at, last_activity_at,
                  recency_days, activity_recency_days, days_since_signup, tenure_days,
                  orders_30d, orders_90d, orders_prev_90d, orders_365d, orders_total,
                  revenue_30d, revenue_90d, revenue_365d, revenue_total, avg_order_value,
                  sessions_30d, events_30d, r_score, f_score, m_score, rfm_score,
                  churn_probability, predicted_orders_90d, predicted_value_365d, cluster, avg_sentiment"""
-    params = {"as_of": _ts(as_of), "computed_at": _ts(computed_at)}
+    params = {"as_of": _ts(as_of), "computed_at": _ts(computed_at), **score_params}
     if subset:
         _exec(f"DELETE FROM {FEATURE_TABLE} WHERE customer_id IN (SELECT customer_id FROM seg_affected)")
     elif _pg():
-        return _replace_features_table(f"INSERT INTO {FEATURE_TABLE}__new ({columns}) {select} ORDER BY b.customer_id",
-                                       params)
+        # No ORDER BY: seg_base of a full run is already in customer order (build_base), and
+        # the new table is written in the order it is read.
+        return _replace_features_table(f"INSERT INTO {FEATURE_TABLE}__new ({columns}) {select}", params)
     else:
         _exec(f"DELETE FROM {FEATURE_TABLE}")
     return _exec(f"INSERT INTO {FEATURE_TABLE} ({columns}) {select}", params)
@@ -409,8 +534,8 @@ def _replace_features_table(insert_sql: str, params: dict) -> int:
     million rows in place is the slowest way to write them: each row is checked against
     the customer foreign key (a row lock per customer) and inserted into four indexes one
     by one, through a small buffer cache. A fresh table is filled in bulk in customer order,
-    its indexes are built in one pass each, the foreign key is validated with one anti-join,
-    and the swap (drop, rename) holds the table's lock only for the last few statements.
+    its indexes are built in one pass each, and the swap (drop, rename) holds the table's lock
+    only for the last few statements. (The customer key has no database check; see the model.)
     Names of the table, indexes and constraints stay those the migrations created.
     """
     table, new = FEATURE_TABLE, f"{FEATURE_TABLE}__new"
@@ -447,12 +572,8 @@ def _replace_features_table(insert_sql: str, params: dict) -> int:
             _exec(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {kind} USING INDEX {tmp}")
         else:
             _exec(f"ALTER INDEX {tmp} RENAME TO {name}")
-    # Customers deleted while the new table was filled would fail the foreign key. From here to
-    # the commit no more can go: deleting a customer deletes their features row first (Django's
-    # cascade), which waits for this transaction's lock on the table. So the anti-join below is
-    # the check, and the constraint goes back without a second one (NOT VALID: new rows are
-    # checked as always; the existing ones were just checked by the DELETE).
-    _exec(f"DELETE FROM {table} f WHERE NOT EXISTS (SELECT 1 FROM {CUSTOMER_TABLE} c WHERE c.id = f.customer_id)")
+    # Foreign keys the table may have besides the unchecked customer key (none today) come back
+    # unvalidated: the new rows were written from the tables they refer to.
     for name, definition in foreign_keys:
         _exec(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID")
     return rows
@@ -563,15 +684,19 @@ def _build_diff(dims: list[Dimension], *, as_of: datetime, subset: bool, small: 
     params = list(params)
     _drop_temp("seg_diff", "seg_tiers")
     if _pg() and not (subset and small):
-        _exec(f"CREATE TEMP TABLE seg_diff AS {_diff_sql_wide(dims, sql)}", params)
+        # All customers: customers, their features and their memberships (read through the
+        # unique (customer, dimension) index and pivoted by a sorted aggregate) are all in
+        # customer order, so they meet by merging instead of hashing a million rows each:
+        # about 4.7 s -> 2.6 s at 1M customers.
+        with _plan_settings(**({} if subset else {"enable_hashagg": "off", "enable_hashjoin": "off"})):
+            _exec(f"CREATE TEMP TABLE seg_diff AS {_diff_sql_wide(dims, sql)}", params)
         return
     if _pg():
         # A few customers: unpivot them and look each (customer, dimension) up in the
         # memberships' unique index.
         values = ", ".join(f"({int(dim.id)}, q._t{i})" for i, dim in enumerate(dims))
         _exec(f"""CREATE TEMP TABLE seg_diff AS
-                  SELECT a.customer_id, a.dimension_id, a.tier_id, a.overridden, m.id AS membership_id,
-                         m.tier_id AS old_tier_id
+                  SELECT a.customer_id, a.dimension_id, a.tier_id, a.overridden, m.tier_id AS old_tier_id
                     FROM (SELECT q.id AS customer_id, v.dimension_id, COALESCE(o.tier_id, CAST(v.tier_id AS bigint)) AS tier_id,
                                  (o.tier_id IS NOT NULL) AS overridden
                             FROM ({sql}) q CROSS JOIN LATERAL (VALUES {values}) v(dimension_id, tier_id)
@@ -586,7 +711,7 @@ def _build_diff(dims: list[Dimension], *, as_of: datetime, subset: bool, small: 
     assigned = " UNION ALL ".join(f"SELECT customer_id, {int(dim.id)} AS dimension_id, _t{i} AS tier_id FROM seg_tiers"
                                   for i, dim in enumerate(dims))
     _exec(f"""CREATE TEMP TABLE seg_diff AS
-              SELECT a.customer_id, a.dimension_id, a.tier_id, a.overridden, m.id AS membership_id, m.tier_id AS old_tier_id
+              SELECT a.customer_id, a.dimension_id, a.tier_id, a.overridden, m.tier_id AS old_tier_id
                 FROM (SELECT r.customer_id, r.dimension_id, COALESCE(o.tier_id, r.tier_id) AS tier_id,
                              CASE WHEN o.tier_id IS NULL THEN 0 ELSE 1 END AS overridden
                         FROM ({assigned}) r
@@ -606,18 +731,19 @@ def _diff_sql_wide(dims: list[Dimension], tiers_sql: str) -> str:
     rows. (Unpivoting first would push four million rows through the join.)
     """
     ids = [int(d.id) for d in dims]
-    pivot_m = ", ".join(f"MAX(tier_id) FILTER (WHERE dimension_id = {d}) AS m{i}, "
-                        f"BOOL_OR(overridden) FILTER (WHERE dimension_id = {d}) AS v{i}, "
-                        f"MAX(id) FILTER (WHERE dimension_id = {d}) AS id{i}" for i, d in enumerate(ids))
+    # One aggregate per dimension: the tier id, negated when the membership is pinned (ids are
+    # positive), so the pivot carries two facts in one value.
+    pivot_m = ", ".join(f"MAX(CASE WHEN overridden THEN -tier_id ELSE tier_id END) FILTER (WHERE dimension_id = {d}) AS m{i}"
+                        for i, d in enumerate(ids))
     pivot_o = ", ".join(f"MAX(tier_id) FILTER (WHERE dimension_id = {d}) AS o{i}" for i, d in enumerate(ids))
-    cols = ", ".join(f"CAST(COALESCE(o.o{i}, q._t{i}) AS bigint) AS a{i}, (o.o{i} IS NOT NULL) AS ov{i}, m.m{i}, m.v{i}, m.id{i}"
+    cols = ", ".join(f"CAST(COALESCE(o.o{i}, q._t{i}) AS bigint) AS a{i}, (o.o{i} IS NOT NULL) AS ov{i}, m.m{i}"
                      for i in range(len(ids)))
-    differs = " OR ".join(f"(m.m{i} IS DISTINCT FROM COALESCE(o.o{i}, q._t{i}) OR m.v{i} IS DISTINCT FROM (o.o{i} IS NOT NULL))"
-                          for i in range(len(ids)))
-    values = ", ".join(f"({d}, x.a{i}, x.ov{i}, x.id{i}, x.m{i}, x.v{i})" for i, d in enumerate(ids))
+    differs = " OR ".join(
+        f"m.m{i} IS DISTINCT FROM CASE WHEN o.o{i} IS NOT NULL THEN -o.o{i} ELSE q._t{i} END" for i in range(len(ids)))
+    values = ", ".join(f"({d}, x.a{i}, x.ov{i}, ABS(x.m{i}), x.m{i} < 0)" for i, d in enumerate(ids))
     dim_list = ", ".join(map(str, ids))
     return f"""
-        SELECT x.customer_id, v.dimension_id, v.tier_id, v.overridden, v.membership_id, v.old_tier_id
+        SELECT x.customer_id, v.dimension_id, v.tier_id, v.overridden, v.old_tier_id
           FROM (SELECT q.id AS customer_id, {cols}
                   FROM ({tiers_sql}) q
                   LEFT JOIN (SELECT customer_id, {pivot_o} FROM seg_overrides GROUP BY customer_id) o
@@ -627,7 +753,7 @@ def _diff_sql_wide(dims: list[Dimension], tiers_sql: str) -> str:
                          ON m.customer_id = q.id
                  WHERE {differs}
                 OFFSET 0) x
-         CROSS JOIN LATERAL (VALUES {values}) v(dimension_id, tier_id, overridden, membership_id, old_tier_id, old_overridden)
+         CROSS JOIN LATERAL (VALUES {values}) v(dimension_id, tier_id, overridden, old_tier_id, old_overridden)
          WHERE v.tier_id IS NOT NULL
            AND (v.old_tier_id IS NULL OR v.old_tier_id <> v.tier_id OR v.old_overridden <> v.overridden)"""
 
@@ -673,11 +799,12 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
         UPDATE {MEMBERSHIP_TABLE} SET tier_id = d.tier_id, overridden = d.overridden,
                since = CASE WHEN {MEMBERSHIP_TABLE}.tier_id <> d.tier_id THEN {_param_ts('as_of')} ELSE {MEMBERSHIP_TABLE}.since END
           FROM seg_diff d
-         WHERE {MEMBERSHIP_TABLE}.id = d.membership_id""", p)
+         WHERE {MEMBERSHIP_TABLE}.customer_id = d.customer_id AND {MEMBERSHIP_TABLE}.dimension_id = d.dimension_id
+           AND d.old_tier_id IS NOT NULL""", p)
     _exec(f"""
         INSERT INTO {MEMBERSHIP_TABLE} (customer_id, dimension_id, tier_id, since, overridden)
         SELECT customer_id, dimension_id, tier_id, {_param_ts('as_of')}, overridden
-          FROM seg_diff WHERE membership_id IS NULL""", p)
+          FROM seg_diff WHERE old_tier_id IS NULL""", p)
     if _pg():
         if tune:
             _exec("SET LOCAL enable_hashjoin = on")
@@ -868,11 +995,13 @@ def recompute_pass(*, as_of: datetime, computed_at: datetime, run_id: int | None
         customers = stage.run("aggregate", 5, lambda: build_base(as_of=as_of, subset=subset, per_customer=small))
         if subset:
             bounds = incremental_from["score_bounds"]
-            stage.run("scores", 40, lambda: build_scores_with_bounds(as_of=as_of, bounds=bounds))
         else:
             bounds = stage.run("scores", 40, lambda: build_scores_full(as_of=as_of))
-        stage.run("features", 50, lambda: write_features(as_of=as_of, computed_at=computed_at, subset=subset))
-        _drop_temp("seg_base", "seg_scores")
+        stage.run("features", 50, lambda: write_features(as_of=as_of, computed_at=computed_at, subset=subset,
+                                                         bounds=bounds))
+        if isinstance(bounds, ScoreBounds):
+            bounds = bounds.stored
+        _drop_temp("seg_base")
 
     changes_by_dim: dict[str, int] = {dim.slug: 0 for dim in dims}
     levels = _dimension_levels(dims, as_of=as_of)

@@ -22,7 +22,13 @@ from .choices import ChangeCause, DimensionKind, ModelKind, RunMode, RunStatus
 class CustomerFeatures(models.Model):
     """One row of computed features per customer, as of `as_of`. Written only by the engine."""
 
-    customer = models.OneToOneField("accounts.Customer", on_delete=models.CASCADE, primary_key=True, related_name="features")
+    # No database check on the customer key, as for memberships: a full run writes every row
+    # from a join with customers into a fresh table (engine._replace_features_table), and
+    # checking a million keys again cost most of a second. Deleting a customer still deletes
+    # their features (Django's on_delete); one deleted during a full run's few seconds of
+    # writing leaves a row no customer joins to, gone at the next full run.
+    customer = models.OneToOneField("accounts.Customer", on_delete=models.CASCADE, primary_key=True,
+                                    related_name="features", db_constraint=False)
     as_of = models.DateTimeField(_("as of"))
     computed_at = models.DateTimeField(_("computed at"))
     joined_at = models.DateTimeField(_("joined at (sign-up, else first seen)"), null=True)

@@ -1,9 +1,9 @@
 """Training data from the database: features as of a cutoff and outcomes in a window after it.
 
-Features come from the recompute engine's own temp tables (engine.build_base and
-engine.build_scores_full as of the cutoff) and are selected with engine.model_input_sql, so a
-model sees in training exactly the numbers the compiled SQL will see when it scores. All of it
-is a few set-based statements; the rows then become numpy arrays.
+Features come from the recompute engine's own temp table and scores (engine.build_base,
+engine.build_scores_full and engine.scored_base_sql as of the cutoff) and are selected with
+engine.model_input_sql, so a model sees in training exactly the numbers the compiled SQL will
+see when it scores. All of it is a few set-based statements; the rows then become numpy arrays.
 """
 from __future__ import annotations
 
@@ -51,17 +51,17 @@ def feature_frame(*, as_of: datetime, fields: list[str], sample_every: int = 1) 
     inputs = ", ".join(f"{engine.model_input_sql(f)} AS f{i}" for i, f in enumerate(fields))
     sample = f"AND b.customer_id % {int(sample_every)} = 0" if sample_every > 1 else ""
     sql = f"""SELECT b.customer_id, {inputs}
-                FROM seg_base b LEFT JOIN seg_scores s ON s.customer_id = b.customer_id
+                FROM {{scored}} b
                WHERE (b.last_activity_at IS NOT NULL OR b.joined_at <= {engine._param_ts('as_of')}) {sample}
                ORDER BY b.customer_id"""
     with transaction.atomic():
         engine._session_tuning()
         engine.build_base(as_of=as_of, subset=False)
-        engine.build_scores_full(as_of=as_of)
+        scored, params = engine.scored_base_sql(engine.build_scores_full(as_of=as_of))
         with connection.cursor() as cur:
-            cur.execute(sql, {"as_of": engine._ts(as_of)})
+            cur.execute(sql.replace("{scored}", scored), {"as_of": engine._ts(as_of), **params})
             rows = cur.fetchall()
-        engine._drop_temp("seg_base", "seg_scores")
+        engine._drop_temp("seg_base")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     raw = _floats([r[1:] for r in rows], len(fields))
     return FeatureFrame(as_of=as_of, ids=ids, fields=list(fields), raw=raw)

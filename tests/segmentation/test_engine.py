@@ -339,3 +339,53 @@ def test_deleting_a_customer_deletes_their_tiers_and_history():
     assert not Membership.objects.filter(customer_id=c.pk).exists()
     assert not TierChange.objects.filter(customer_id=c.pk).exists()
     assert not CustomerFeatures.objects.filter(customer_id=c.pk).exists()
+
+
+@pytest.mark.parametrize("buyers", [1, 2, 5, 6, 7, 11, 64, 250])
+def test_rfm_scores_from_bounds_equal_percent_rank_in_fifths(buyers):
+    """Scores are found from a few order statistics (engine.build_scores_full) and then by
+    comparison (engine.scores_sql); they must be exactly 1 + floor(5 * PERCENT_RANK) over the
+    buyers, capped at 5, ties sharing the lower score, as the database's own window function
+    computes it, for any number of buyers and heavy ties (values from a small set); and the
+    bounds as a run records them (R as ages) must score the same customers the same way."""
+    import random
+
+    from django.db import connection, transaction
+
+    from segmentation import engine
+
+    rng = random.Random(buyers)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = [(i, start + timedelta(days=rng.choice([0, 3, 3, 10, 40, 41, 90])), rng.choice([1, 1, 1, 2, 2, 3, 8]),
+             Decimal(rng.choice(["10.00", "10.00", "25.50", "99.99", "250.00", "1000.01"])))
+            for i in range(1, buyers + 1)]
+    rows.append((buyers + 1, None, 0, Decimal("0")))  # no purchase: no scores
+    with transaction.atomic():
+        engine._drop_temp("seg_base")
+        engine._exec("CREATE TEMP TABLE seg_base (customer_id bigint, last_purchase_at timestamp with time zone, "
+                     "orders_total integer, revenue_total numeric(12, 2))")
+        with connection.cursor() as cur:
+            cur.executemany("INSERT INTO seg_base VALUES (%s, %s, %s, %s)",
+                            [(i, engine._ts(t) if t else None, f, m) for i, t, f, m in rows])
+        bounds = engine.build_scores_full(as_of=AS_OF)
+        scored, params = engine.scored_base_sql(bounds)  # this run's bounds
+        again, again_params = engine.scored_base_sql(bounds.stored)  # as recorded, for incremental runs
+        params, again_params = {"as_of": engine._ts(AS_OF), **params}, {"as_of": engine._ts(AS_OF), **again_params}
+        rank = {col: f"MIN(5, 1 + CAST(FLOOR(5 * PERCENT_RANK() OVER (ORDER BY {col})) AS INTEGER))"
+                for col in ("last_purchase_at", "orders_total", "revenue_total")}
+        if connection.vendor == "postgresql":
+            rank = {col: expr.replace("MIN(", "LEAST(") for col, expr in rank.items()}
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT b.customer_id, b.r_score, b.f_score, b.m_score FROM {scored} b "
+                        "ORDER BY b.customer_id", params)
+            got = cur.fetchall()
+            cur.execute(f"SELECT b.customer_id, b.r_score, b.f_score, b.m_score FROM {again} b "
+                        "ORDER BY b.customer_id", again_params)
+            got_again = cur.fetchall()
+            cur.execute(f"""SELECT customer_id, {rank['last_purchase_at']}, {rank['orders_total']}, {rank['revenue_total']}
+                              FROM seg_base WHERE orders_total > 0 ORDER BY customer_id""")
+            expected = cur.fetchall() + [(buyers + 1, None, None, None)]
+        engine._drop_temp("seg_base")
+    assert got == expected
+    assert got_again == expected
+    assert {s for _, *scores in got[:-1] for s in scores} <= {1, 2, 3, 4, 5}
