@@ -494,6 +494,9 @@ def write_features(*, as_of: datetime, computed_at: datetime, subset: bool, boun
     models_sql = _active_model_columns()
     outputs = {col: models_sql.get(col, "NULL") for col in FEATURE_OUTPUTS}
     cast_money = "CAST({} AS numeric(12, 2))" if _pg() else "ROUND({}, 2)"
+    # Revenue is numeric on PostgreSQL, so dividing it is exact as it is; SQLite would divide
+    # integers.
+    average = "b.revenue_total / NULLIF(b.orders_total, 0)" if _pg() else "b.revenue_total * 1.0 / NULLIF(b.orders_total, 0)"
     select = f"""
       SELECT b.customer_id, {_param_ts('as_of')}, {_param_ts('computed_at')}, b.joined_at,
              b.first_purchase_at, b.last_purchase_at, b.last_activity_at,
@@ -504,7 +507,7 @@ def write_features(*, as_of: datetime, computed_at: datetime, subset: bool, boun
              b.orders_30d, b.orders_90d, b.orders_prev_90d, b.orders_365d, b.orders_total,
              {cast_money.format('b.revenue_30d')}, {cast_money.format('b.revenue_90d')},
              {cast_money.format('b.revenue_365d')}, {cast_money.format('b.revenue_total')},
-             {cast_money.format('b.revenue_total * 1.0 / NULLIF(b.orders_total, 0)')},
+             {cast_money.format(average)},
              b.sessions_30d, b.events_30d, b.r_score, b.f_score, b.m_score, b.r_score + b.f_score + b.m_score,
              {outputs['churn_probability']}, {outputs['predicted_orders_90d']},
              {cast_money.format(outputs['predicted_value_365d'])}, {outputs['cluster']}, b.avg_sentiment
@@ -859,13 +862,20 @@ def write_snapshot(*, as_of: datetime, run_id: int | None = None) -> int:
                                      WHERE run_id = %(run)s AND from_tier_id IS NOT NULL) x
                              GROUP BY tier_id) d
                      WHERE {table}.date = %(day)s AND {table}.tier_id = d.tier_id""", {"day": day, "run": run_id})
+    # Counted by a SELECT of its own, which PostgreSQL runs in parallel (an INSERT ... SELECT
+    # never is), then written: a few dozen rows.
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT tier_id, COUNT(*) FROM {MEMBERSHIP_TABLE} GROUP BY tier_id")
+        counts = dict(cur.fetchall())
+        cur.execute(f"SELECT id, dimension_id FROM {Tier._meta.db_table} ORDER BY id")
+        rows = [(day, dimension_id, tier_id, counts.get(tier_id, 0)) for tier_id, dimension_id in cur.fetchall()]
+    if not rows:
+        return 0
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
     return _exec(f"""
-        INSERT INTO {table} (date, dimension_id, tier_id, customers)
-        SELECT %(day)s, t.dimension_id, t.id, COALESCE(m.n, 0)
-          FROM {Tier._meta.db_table} t
-          LEFT JOIN (SELECT tier_id, COUNT(*) AS n FROM {MEMBERSHIP_TABLE} GROUP BY tier_id) m ON m.tier_id = t.id
-         WHERE 1 = 1
-        ON CONFLICT (date, tier_id) DO UPDATE SET customers = excluded.customers""", {"day": day})
+        INSERT INTO {table} (date, dimension_id, tier_id, customers) VALUES {values}
+        ON CONFLICT (date, tier_id) DO UPDATE SET customers = excluded.customers""",
+                 [x for row in rows for x in row])
 
 
 # ---------------------------------------------------------------------------------------
