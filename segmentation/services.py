@@ -74,6 +74,14 @@ def recompute_tiers(*, run: RecomputeRun, progress=None) -> RecomputeRun:
             run.refresh_from_db()
             return run
         started = timezone.now()
+        # Holding the lock, no other run can be in progress: one still marked running was cut
+        # short (its worker or database connection died, which released the lock) and says so.
+        interrupted = (RecomputeRun.objects.filter(status=RunStatus.RUNNING).exclude(pk=run.pk)
+                       .update(status=RunStatus.FAILED, finished_at=started,
+                               error=f"Interrupted: its worker stopped before the run finished "
+                                     f"(found by run #{run.pk}, which started afresh)."))
+        if interrupted:
+            logger.warning("tier_recompute_interrupted_runs_closed count=%s by_run=%s", interrupted, run.pk)
         RecomputeRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=started, stage="", progress=0)
 
         incremental_from = None

@@ -195,6 +195,21 @@ def test_a_failed_run_is_recorded_and_raises(monkeypatch):
     assert run.error == "RuntimeError: disk full"
 
 
+def test_a_run_left_running_by_a_dead_worker_is_closed_as_interrupted_by_the_next():
+    """A worker killed mid-run leaves its row RUNNING (the lock dies with its connection). The
+    next run to take the lock marks it failed with the reason, so the runs page does not show
+    a run in progress forever; the new run itself completes."""
+    _shop()
+    dead = services.recompute_run_create(as_of=AS_OF)
+    RecomputeRun.objects.filter(pk=dead.pk).update(status=RunStatus.RUNNING, stage="tiers", progress=60)
+    run = recompute(AS_OF)
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.FAILED and dead.finished_at == run.started_at
+    assert dead.error.startswith("Interrupted") and f"#{run.pk}" in dead.error
+    assert run.status == RunStatus.SUCCEEDED
+    assert RecomputeRun.objects.filter(status=RunStatus.RUNNING).count() == 0
+
+
 # --- the task, the schedule, the command ------------------------------------------------------
 def test_the_task_creates_a_run_and_records_it():
     _shop()
