@@ -15,12 +15,14 @@ that moves very many customers moves the generation instead, which retires every
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
 
 import numpy as np
 from django.core.cache import cache
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -174,7 +176,7 @@ class CustomerContext:
     history_pks: list[int]
     purchased_cols: np.ndarray
     interacted_cols: np.ndarray
-    tiers: list[tuple[int, str, str, bool]]  # (tier pk, dimension slug, tier name, is_vip)
+    tiers: list[tuple[int, str, str, bool, dict]]  # (tier pk, dimension slug, tier name, is_vip, name by language)
 
 
 def _context_sql() -> str:
@@ -190,21 +192,25 @@ def _context_sql() -> str:
     membership, dimension, tier = q(Membership._meta.db_table), q(Dimension._meta.db_table), q(Tier._meta.db_table)
     if connection.vendor == "postgresql":
         epoch = "EXTRACT(EPOCH FROM e.occurred_at)::float8"
+        no_json = "CAST(NULL AS jsonb)"
     else:
         epoch = "(julianday(e.occurred_at) - 2440587.5) * 86400.0"
+        no_json = "CAST(NULL AS text)"
     return f"""
         SELECT 0, c.id, CAST(NULL AS text), CAST(NULL AS float8), CAST(NULL AS text), CAST(NULL AS boolean),
-               CAST(NULL AS bigint) FROM {customer} c
+               CAST(NULL AS bigint), {no_json} FROM {customer} c
          WHERE c.external_id = %(ext)s AND c.erased_at IS NULL
         UNION ALL
         SELECT * FROM (
-            SELECT 1, e.item_id, e.type, {epoch}, CAST(NULL AS text), CAST(NULL AS boolean), CAST(NULL AS bigint)
+            SELECT 1, e.item_id, e.type, {epoch}, CAST(NULL AS text), CAST(NULL AS boolean), CAST(NULL AS bigint),
+                   {no_json}
               FROM {customer} c
               JOIN {event} e ON e.customer_id = c.id
              WHERE c.external_id = %(ext)s AND c.erased_at IS NULL AND e.item_id IS NOT NULL
              ORDER BY e.occurred_at DESC LIMIT %(limit)s) ev
         UNION ALL
-        SELECT 2, m.tier_id, d.slug, CAST(d."order" AS float8), t.name, t.is_vip, d.id FROM {customer} c
+        SELECT 2, m.tier_id, d.slug, CAST(d."order" AS float8), t.name, t.is_vip, d.id, t.translations
+          FROM {customer} c
           JOIN {membership} m ON m.customer_id = c.id
           JOIN {dimension} d ON d.id = m.dimension_id
           JOIN {tier} t ON t.id = m.tier_id
@@ -244,6 +250,20 @@ def forget_prepared(sender, connection, **kwargs) -> None:
     connection._stratum_recs_prepared = False
 
 
+def _names_by_language(translations) -> dict:
+    """{language: name} from a tier's `translations` column (a dict on PostgreSQL, JSON text on
+    SQLite): reasons name the tier in the language they are shown in."""
+    if isinstance(translations, str):
+        try:
+            translations = json.loads(translations)
+        except ValueError:
+            return {}
+    if not isinstance(translations, dict):
+        return {}
+    return {lang: texts["name"] for lang, texts in translations.items()
+            if isinstance(texts, dict) and isinstance(texts.get("name"), str) and texts["name"].strip()}
+
+
 def _customer_context(external_id: str, model: ServingModel, config: dict, now: float) -> CustomerContext:
     rows = _customer_rows(external_id, int(config["history_events"]))
     pk = next((r[1] for r in rows if r[0] == 0), None)
@@ -251,7 +271,8 @@ def _customer_context(external_id: str, model: ServingModel, config: dict, now: 
         empty = History(np.empty(0, dtype=np.int64), np.empty(0), [])
         return CustomerContext(None, empty, [], np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), [])
     weights = event_weights()
-    tiers = [(r[1], r[2], r[4], bool(r[5])) for r in sorted((r for r in rows if r[0] == 2), key=lambda r: (r[3], r[6]))]
+    tiers = [(r[1], r[2], r[4], bool(r[5]), _names_by_language(r[7]))
+             for r in sorted((r for r in rows if r[0] == 2), key=lambda r: (r[3], r[6]))]
     half_life = float(config["half_life_days"])
     acc: dict[int, list] = {}  # col -> [weight, strongest type, item pk]
     purchased, interacted = set(), set()
@@ -330,7 +351,7 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
 
     pinned: list[tuple[int, tuple]] = []
     if config["tier_rules"] and rules and ctx.tiers:
-        for tier_pk, _slug, tier_name, is_vip in ctx.tiers:
+        for tier_pk, _slug, tier_name, is_vip, tier_names in ctx.tiers:
             for action, item_pk, rule_category, weight in rules.get(tier_pk, ()):
                 if item_pk is not None:
                     col = model.col_of.get(item_pk)
@@ -346,7 +367,7 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
                     if len(ok):
                         best = int(ok[np.argmax(scores[ok])])
                         if best not in [p for p, _ in pinned]:
-                            pinned.append((best, (tier_name, is_vip)))
+                            pinned.append((best, (tier_name, is_vip, tier_names)))
                 else:
                     scores = scores.copy()
                     scores[target] += float(weight)
@@ -380,11 +401,11 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
     top = top[:RANKED_LENGTH]
 
     best_hist, _strength = model.contributions(ctx.history, top)
-    ranked = [(int(model.item_pks[col]), round(float(before[col]), 4), "pinned", [tier_name, bool(is_vip)])
-              for col, (tier_name, is_vip) in pinned]
+    ranked = [(int(model.item_pks[col]), round(float(before[col]), 4), "pinned", [tier_name, bool(is_vip), tier_names])
+              for col, (tier_name, is_vip, tier_names) in pinned]
     verbs = {"purchase": "bought", "add_to_cart": "carted", "rate": "rated", "review": "rated"}
     kinds, hist_pks = ctx.history.kinds, ctx.history_pks
-    tier_arg = [tier[2], bool(tier[3])] if fallback_kind == "tier" else None
+    tier_arg = [tier[2], bool(tier[3]), tier[4]] if fallback_kind == "tier" else None
     trending = (model.trend[top] > 0) & (codes[top] >= 0)
     for pk, score, h, personal_item, trend, code in zip(model.item_pks[top].tolist(), np.round(scores[top], 4).tolist(),
                                                        best_hist.tolist(), has[top].tolist(), trending.tolist(),
@@ -422,7 +443,11 @@ def reason_text(code: str, arg, titles: dict[int, str]) -> str:
     if code in ITEM_REASONS:
         return _(ITEM_REASONS[code]) % {"item": titles.get(arg) or _("an item")}
     if code in ("tier_popular", "pinned"):
-        name, vip = arg
+        # [stored name, is_vip, {language: translated name}] (entries cached before the names
+        # were added have two elements).
+        name, vip = arg[0], arg[1]
+        names = arg[2] if len(arg) > 2 and isinstance(arg[2], dict) else {}
+        name = names.get((get_language() or "").lower()) or name
         if code == "pinned":
             return _("Picked for VIP customers") if vip else _("Picked for %(tier)s customers") % {"tier": name}
         return _("Popular with VIP customers") if vip else _("Popular with %(tier)s customers") % {"tier": name}

@@ -118,6 +118,27 @@ def test_a_new_customer_gets_what_is_popular_in_their_tier(api_client, shop, dim
     assert data["items"][0]["reason"] == "Popular with VIP customers"
 
 
+def test_a_tier_reason_names_the_tier_in_the_language_it_is_shown_in(shop, dimensions):
+    """Reasons are text for people: "Popular with <tier> customers" in Chinese names the tier by
+    its Chinese name (its translations), in English by its stored name, from the same cached list."""
+    from django.utils import translation
+
+    mid = Tier.objects.get(dimension__slug="value", slug="mid")
+    mid.name, mid.translations = "Regulars", {"zh-hans": {"name": "常客"}}
+    mid.save()
+    for runner in shop["runners"]:
+        Membership.objects.create(customer=runner, dimension=mid.dimension, tier=mid, since=timezone.now())
+    recommender_activate(model=recommender_train(algorithm="ease", params={"l2": 10}, holdout_days=0))
+    newcomer = customer("newcomer")
+    Membership.objects.create(customer=newcomer, dimension=mid.dimension, tier=mid, since=timezone.now())
+    with translation.override("zh-hans"):
+        zh = customer_recommendations(external_id="newcomer", limit=2)["items"][0]
+    en = customer_recommendations(external_id="newcomer", limit=2)["items"][0]
+    assert zh["reason_code"] == en["reason_code"] == "tier_popular"
+    assert "常客" in zh["reason"] and "Regulars" not in zh["reason"]
+    assert en["reason"] == "Popular with Regulars customers"
+
+
 def test_events_since_training_count_without_retraining(api_client, trained, shop):
     """A customer unknown at training time views sports items: sports come back, explained."""
     late = customer("late-runner")
