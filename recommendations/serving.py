@@ -374,7 +374,7 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
 
     before = scores
     scores = np.where(allowed, scores, -np.inf)
-    for col, _ in pinned:
+    for col, _why in pinned:
         scores[col] = -np.inf  # shown first, once
     n_ok = int(np.isfinite(scores).sum())
     take = min(RANKED_LENGTH + 60, n_ok)

@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, BooleanField, Case, Value, When
+from django.db.models import BigIntegerField, Case, Value, When
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Customer
