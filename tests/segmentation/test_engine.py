@@ -341,6 +341,28 @@ def test_deleting_a_customer_deletes_their_tiers_and_history():
     assert not CustomerFeatures.objects.filter(customer_id=c.pk).exists()
 
 
+def test_deleting_a_tier_deletes_its_memberships():
+    """Memberships keep no database foreign key to their tier (or dimension) either; deleting a
+    tier (staff, in the admin) still removes its memberships and leaves the others alone, and a
+    recompute afterwards puts its customers in a tier again."""
+    from segmentation.models import Dimension, Membership
+
+    for i in range(3):
+        c = customer(f"d{i}", signup=AS_OF - (5 + 50 * i) * DAY)
+        event(c, AS_OF - (1 + 40 * i) * DAY)
+    recompute(AS_OF)
+    assert Membership.objects.count() == 3 * Dimension.objects.filter(active=True).count()
+    tier = Membership.objects.filter(dimension__slug="behaviour").select_related("tier").first().tier
+    members = Membership.objects.filter(tier=tier).count()
+    before = Membership.objects.count()
+    tier.delete()
+    assert not Membership.objects.filter(tier_id=tier.pk).exists()
+    assert Membership.objects.count() == before - members
+    assert Membership.objects.filter(dimension__slug="value").count() == 3
+    recompute(AS_OF + DAY)
+    assert Membership.objects.filter(dimension__slug="behaviour").count() == 3
+
+
 @pytest.mark.parametrize("buyers", [1, 2, 5, 6, 7, 11, 64, 250])
 def test_rfm_scores_from_bounds_equal_percent_rank_in_fifths(buyers):
     """Scores are found from a few order statistics (engine.build_scores_full) and then by
