@@ -149,7 +149,7 @@ def on_events_stored(sender, customers, **kwargs) -> None:
     invalidate_customers(customers)
 
 
-# Up to this many customers changing tier in one run have their entries dropped one by one;
+# Up to this many tier changes in one run, their customers' entries are dropped one by one;
 # beyond (a first run, a rule edited for everyone) every entry is dropped at once by moving the
 # cache generation, which is part of every entry's signature.
 TIER_INVALIDATE_ONE_BY_ONE = 20_000
@@ -157,14 +157,18 @@ TIER_INVALIDATE_ONE_BY_ONE = 20_000
 
 def on_tiers_changed(sender=None, changes=None, **kwargs) -> None:
     """segmentation.signals.tiers_changed receiver: a customer's tiers choose the tier rules and
-    the tier-popular fallback of their list, so their cached entry goes when a tier changes."""
+    the tier-popular fallback of their list, so their cached entry goes when a tier changes.
+
+    The number of changes is found by reading at most one more than the limit (through the
+    run's index), so a first run's four million changes are not read, let alone joined to the
+    customers for their external ids (that took 6 s at 1M customers)."""
     if changes is None:
         return
-    ids = list(changes.values_list("customer__external_id", flat=True).distinct()[: TIER_INVALIDATE_ONE_BY_ONE + 1])
-    if len(ids) > TIER_INVALIDATE_ONE_BY_ONE:
+    sample = list(changes.values_list("customer_id", flat=True)[: TIER_INVALIDATE_ONE_BY_ONE + 1])
+    if len(sample) > TIER_INVALIDATE_ONE_BY_ONE:
         bump_cache_generation()
-    else:
-        invalidate_customers(ids)
+        return
+    invalidate_customers(Customer.objects.filter(pk__in=set(sample)).values_list("external_id", flat=True))
 
 
 # --- the customer's side ----------------------------------------------------------------------
