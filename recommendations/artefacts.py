@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -171,6 +171,7 @@ class History:
     cols: np.ndarray
     weights: np.ndarray
     kinds: list[str]  # per column: "purchase", "add_to_cart", "rate", "view" (the strongest seen)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-request scratch (ServingModel)
 
     @property
     def empty(self) -> bool:
@@ -223,7 +224,7 @@ class ServingModel:
         out = np.zeros(self.n_items)
         for kind, weight in self.parts:
             if kind == "nb" and self.nb is not None:
-                rows, idx, vals = self._gather(history.cols)
+                rows, idx, vals = self._gather_history(history)
                 s = np.bincount(idx, weights=vals * history.weights[rows], minlength=self.n_items)
             elif kind == "mf" and self.item_factors is not None:
                 s = self._fold_in_scores(history)
@@ -233,6 +234,14 @@ class ServingModel:
                 s = normalise_rows(s[None, :])[0]
             out += (weight / total) * s
         return out
+
+    def _gather_history(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """_gather of the history's columns, kept on the history: a request scores with it and
+        then explains the top items with it."""
+        memo = history.memo.get(id(self))  # keyed by model: a history's columns are one model's
+        if memo is None:
+            memo = history.memo[id(self)] = self._gather(history.cols)
+        return memo
 
     def _gather(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The neighbour entries of the given rows: (position in `cols`, column, value), flat."""
@@ -259,7 +268,7 @@ class ServingModel:
         """For each candidate column, (index into history of its strongest reason, strength)."""
         if self.nb is None or history.empty or not len(cols):
             return np.full(len(cols), -1), np.zeros(len(cols))
-        rows, idx, vals = self._gather(history.cols)
+        rows, idx, vals = self._gather_history(history)
         pos = np.full(self.n_items, -1, dtype=np.int64)
         pos[cols] = np.arange(len(cols))
         keep = pos[idx] >= 0

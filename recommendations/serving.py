@@ -396,8 +396,8 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
         ctop = codes[top]
         order = np.argsort(ctop, kind="stable")  # by category, rank order kept within each
         sorted_codes = ctop[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
-        group_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_codes)) + 1))
+        group_start = np.repeat(starts, np.diff(np.append(starts, len(order))))
         rank_in_category = np.empty(len(top), dtype=np.int64)
         rank_in_category[order] = np.arange(len(order)) - group_start
         over = (rank_in_category >= cap) & (ctop >= 0)
@@ -432,8 +432,8 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
 
 # --- reasons ----------------------------------------------------------------------------------
 
-# Reason templates by code; translated once per item shown (gettext_noop marks them for
-# the catalogue, gettext translates the one that is used).
+# Reason templates by code (gettext_noop marks them for the catalogue; _Messages translates
+# the ones used).
 ITEM_REASONS = {
     "bought": gettext_noop("Because you bought %(item)s"),
     "carted": gettext_noop("Because you added %(item)s to your cart"),
@@ -443,25 +443,52 @@ ITEM_REASONS = {
 }
 
 
-def reason_text(code: str, arg, titles: dict[int, str]) -> str:
+MESSAGES = {
+    "an_item": gettext_noop("an item"),
+    "picked_vip": gettext_noop("Picked for VIP customers"),
+    "picked_tier": gettext_noop("Picked for %(tier)s customers"),
+    "popular_vip": gettext_noop("Popular with VIP customers"),
+    "popular_tier": gettext_noop("Popular with %(tier)s customers"),
+    "trending": gettext_noop("Trending in %(category)s"),
+    "same_category": gettext_noop("Also in %(category)s"),
+    "for_you": gettext_noop("Based on your recent activity"),
+    "popular": gettext_noop("Popular right now"),
+}
+# Translated messages by language, filled on first use: the catalogues are fixed for the life of
+# the process, and looking each message up through gettext (the active translation is a
+# context-local) cost about 20 us per item shown, cached answers included.
+_TRANSLATED: dict[str, dict[str, str]] = {}
+
+
+class _Messages:
+    """The reason messages in the active language (one language look-up per answer)."""
+
+    def __init__(self):
+        self.language = (get_language() or "").lower()
+        self._texts = _TRANSLATED.setdefault(self.language, {})
+
+    def __call__(self, msgid: str) -> str:
+        text = self._texts.get(msgid)
+        if text is None:
+            text = self._texts[msgid] = _(msgid)
+        return text
+
+
+def reason_text(code: str, arg, titles: dict[int, str], messages: _Messages | None = None) -> str:
+    t = messages or _Messages()
     if code in ITEM_REASONS:
-        return _(ITEM_REASONS[code]) % {"item": titles.get(arg) or _("an item")}
+        return t(ITEM_REASONS[code]) % {"item": titles.get(arg) or t(MESSAGES["an_item"])}
     if code in ("tier_popular", "pinned"):
         # [stored name, is_vip, {language: translated name}] (entries cached before the names
         # were added have two elements).
         name, vip = arg[0], arg[1]
         names = arg[2] if len(arg) > 2 and isinstance(arg[2], dict) else {}
-        name = names.get((get_language() or "").lower()) or name
-        if code == "pinned":
-            return _("Picked for VIP customers") if vip else _("Picked for %(tier)s customers") % {"tier": name}
-        return _("Popular with VIP customers") if vip else _("Popular with %(tier)s customers") % {"tier": name}
-    if code == "trending":
-        return _("Trending in %(category)s") % {"category": arg}
-    if code == "same_category":
-        return _("Also in %(category)s") % {"category": arg}
-    if code == "for_you":
-        return _("Based on your recent activity")
-    return _("Popular right now")
+        name = names.get(t.language) or name
+        kind = "picked" if code == "pinned" else "popular"
+        return t(MESSAGES[f"{kind}_vip"]) if vip else t(MESSAGES[f"{kind}_tier"]) % {"tier": name}
+    if code in ("trending", "same_category"):
+        return t(MESSAGES[code]) % {"category": arg}
+    return t(MESSAGES["for_you" if code == "for_you" else "popular"])
 
 
 def _render(ranked: list, limit: int, *, rec_id: str) -> list[dict]:
@@ -479,11 +506,12 @@ def _render(ranked: list, limit: int, *, rec_id: str) -> list[dict]:
         if code in ITEM_REASONS and arg in cat.by_pk:
             titles[arg] = cat.by_pk[arg][1] or cat.by_pk[arg][0]
     items = []
+    messages = _Messages()
     for position, (pk, score, code, arg, row) in enumerate(out, start=1):
         ext, title, category, _avail = row
         reason_item = cat.by_pk[arg][0] if code in ITEM_REASONS and arg in cat.by_pk else None
         items.append({"item": ext, "title": title, "category": category, "score": score, "position": position,
-                      "reason": reason_text(code, arg, titles), "reason_code": code, "reason_item": reason_item})
+                      "reason": reason_text(code, arg, titles, messages), "reason_code": code, "reason_item": reason_item})
     return items
 
 
