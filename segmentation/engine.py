@@ -140,12 +140,12 @@ def _plan_settings(**gucs: str):
             cur.execute("SELECT current_setting(%s)", [name])
             before[name] = cur.fetchone()[0]
             cur.execute("SELECT set_config(%s, %s, true)", [name, value])
-    try:
-        yield
-    finally:
-        with connection.cursor() as cur:
-            for name, value in before.items():
-                cur.execute("SELECT set_config(%s, %s, true)", [name, value])
+    yield
+    # Not on an error: the settings are local to the transaction (or savepoint) that the error
+    # rolls back, which restores them, and an aborted transaction takes no more statements.
+    with connection.cursor() as cur:
+        for name, value in before.items():
+            cur.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
 @dataclass

@@ -411,3 +411,29 @@ def test_rfm_scores_from_bounds_equal_percent_rank_in_fifths(buyers):
     assert got == expected
     assert got_again == expected
     assert {s for _, *scores in got[:-1] for s in scores} <= {1, 2, 3, 4, 5}
+
+
+def test_plan_settings_apply_inside_and_are_restored_after_and_an_error_inside_propagates():
+    """The full run's planner settings (engine._plan_settings) hold for the statements inside,
+    are back to what they were afterwards, and an error inside reaches the caller as itself."""
+    from django.db import DatabaseError, connection, transaction
+
+    from segmentation import engine
+
+    if connection.vendor != "postgresql":
+        pytest.skip("planner settings exist on PostgreSQL only")
+
+    def setting() -> str:
+        with connection.cursor() as cur:
+            cur.execute("SELECT current_setting('enable_hashagg')")
+            return cur.fetchone()[0]
+
+    with transaction.atomic():
+        before = setting()
+        with engine._plan_settings(enable_hashagg="off"):
+            assert setting() == "off"
+        assert setting() == before
+        with pytest.raises(DatabaseError, match="no_such_table"):
+            with transaction.atomic(), engine._plan_settings(enable_hashagg="off"):
+                engine._exec("SELECT * FROM no_such_table")
+        assert setting() == before
