@@ -437,3 +437,38 @@ def test_plan_settings_apply_inside_and_are_restored_after_and_an_error_inside_p
             with transaction.atomic(), engine._plan_settings(enable_hashagg="off"):
                 engine._exec("SELECT * FROM no_such_table")
         assert setting() == before
+
+
+def test_a_full_run_on_postgresql_swaps_in_a_features_table_identical_in_structure():
+    """A full run writes the features into a fresh table and swaps it in (engine.
+    _replace_features_table): its columns (order, types, NOT NULL), constraints and indexes must
+    be exactly those the migrations created, run after run, and the check constraint must still
+    refuse a bad row."""
+    from django.db import IntegrityError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the table swap is PostgreSQL's full-run path")
+
+    def structure():
+        with connection.cursor() as cur:
+            cur.execute("""SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
+                            WHERE attrelid = 'segmentation_customerfeatures'::regclass AND attnum > 0
+                              AND NOT attisdropped ORDER BY attnum""")
+            columns = cur.fetchall()
+            cur.execute("""SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint
+                            WHERE conrelid = 'segmentation_customerfeatures'::regclass ORDER BY conname""")
+            constraints = cur.fetchall()
+            cur.execute("""SELECT indexname, indexdef FROM pg_indexes
+                            WHERE tablename = 'segmentation_customerfeatures' ORDER BY indexname""")
+            return columns, constraints, cur.fetchall()
+
+    before = structure()
+    for i in range(3):
+        c = customer(f"s{i}", signup=AS_OF - (5 + 50 * i) * DAY)
+        purchase(c, AS_OF - (1 + 20 * i) * DAY, f"{10 + i}.50")
+    recompute(AS_OF)
+    recompute(AS_OF + DAY)
+    assert structure() == before
+    assert CustomerFeatures.objects.count() == 3
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CustomerFeatures.objects.filter(customer__external_id="s0").update(churn_probability=2)
