@@ -28,6 +28,7 @@ from django.utils.translation import gettext_noop
 
 from accounts.models import Customer, Event
 from crm.core.errors import ApplicationError, InvalidInput, NotFound
+from crm.core.translations import translated_text
 from segmentation.models import Membership
 
 from .artefacts import SECONDS_PER_DAY, History, ServingModel
@@ -180,7 +181,7 @@ class CustomerContext:
     history_pks: list[int]
     purchased_cols: np.ndarray
     interacted_cols: np.ndarray
-    tiers: list[tuple[int, str, str, bool, dict]]  # (tier pk, dimension slug, tier name, is_vip, name by language)
+    tiers: list[tuple[int, str, str, bool, dict]]  # (tier pk, dimension slug, tier name, is_vip, translations)
 
 
 def _context_sql() -> str:
@@ -254,18 +255,15 @@ def forget_prepared(sender, connection, **kwargs) -> None:
     connection._stratum_recs_prepared = False
 
 
-def _names_by_language(translations) -> dict:
-    """{language: name} from a tier's `translations` column (a dict on PostgreSQL, JSON text on
-    SQLite): reasons name the tier in the language they are shown in."""
-    if isinstance(translations, str):
+def _translations(raw) -> dict:
+    """A tier's `translations` column as read by the context query: a dict on PostgreSQL, JSON
+    text on SQLite (reasons name the tier in the language they are shown in)."""
+    if isinstance(raw, str):
         try:
-            translations = json.loads(translations)
+            raw = json.loads(raw)
         except ValueError:
             return {}
-    if not isinstance(translations, dict):
-        return {}
-    return {lang: texts["name"] for lang, texts in translations.items()
-            if isinstance(texts, dict) and isinstance(texts.get("name"), str) and texts["name"].strip()}
+    return raw if isinstance(raw, dict) else {}
 
 
 def _customer_context(external_id: str, model: ServingModel, config: dict, now: float) -> CustomerContext:
@@ -275,7 +273,7 @@ def _customer_context(external_id: str, model: ServingModel, config: dict, now: 
         empty = History(np.empty(0, dtype=np.int64), np.empty(0), [])
         return CustomerContext(None, empty, [], np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), [])
     weights = event_weights()
-    tiers = [(r[1], r[2], r[4], bool(r[5]), _names_by_language(r[7]))
+    tiers = [(r[1], r[2], r[4], bool(r[5]), _translations(r[7]))
              for r in sorted((r for r in rows if r[0] == 2), key=lambda r: (r[3], r[6]))]
     half_life = float(config["half_life_days"])
     acc: dict[int, list] = {}  # col -> [weight, strongest type, item pk]
@@ -355,7 +353,7 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
 
     pinned: list[tuple[int, tuple]] = []
     if config["tier_rules"] and rules and ctx.tiers:
-        for tier_pk, _slug, tier_name, is_vip, tier_names in ctx.tiers:
+        for tier_pk, _slug, tier_name, is_vip, tier_translations in ctx.tiers:
             for action, item_pk, rule_category, weight in rules.get(tier_pk, ()):
                 if item_pk is not None:
                     col = model.col_of.get(item_pk)
@@ -371,7 +369,7 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
                     if len(ok):
                         best = int(ok[np.argmax(scores[ok])])
                         if best not in [p for p, _ in pinned]:
-                            pinned.append((best, (tier_name, is_vip, tier_names)))
+                            pinned.append((best, (tier_name, is_vip, tier_translations)))
                 else:
                     scores = scores.copy()
                     scores[target] += float(weight)
@@ -405,8 +403,8 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
     top = top[:RANKED_LENGTH]
 
     best_hist, _strength = model.contributions(ctx.history, top)
-    ranked = [(int(model.item_pks[col]), round(float(before[col]), 4), "pinned", [tier_name, bool(is_vip), tier_names])
-              for col, (tier_name, is_vip, tier_names) in pinned]
+    ranked = [(int(model.item_pks[col]), round(float(before[col]), 4), "pinned", [tier_name, bool(is_vip), tier_translations])
+              for col, (tier_name, is_vip, tier_translations) in pinned]
     verbs = {"purchase": "bought", "add_to_cart": "carted", "rate": "rated", "review": "rated"}
     kinds, hist_pks = ctx.history.kinds, ctx.history_pks
     tier_arg = [tier[2], bool(tier[3]), tier[4]] if fallback_kind == "tier" else None
@@ -479,11 +477,10 @@ def reason_text(code: str, arg, titles: dict[int, str], messages: _Messages | No
     if code in ITEM_REASONS:
         return t(ITEM_REASONS[code]) % {"item": titles.get(arg) or t(MESSAGES["an_item"])}
     if code in ("tier_popular", "pinned"):
-        # [stored name, is_vip, {language: translated name}] (entries cached before the names
+        # [stored name, is_vip, the tier's translations] (entries cached before the translations
         # were added have two elements).
         name, vip = arg[0], arg[1]
-        names = arg[2] if len(arg) > 2 and isinstance(arg[2], dict) else {}
-        name = names.get(t.language) or name
+        name = translated_text(name, arg[2] if len(arg) > 2 else None, "name", t.language)
         kind = "picked" if code == "pinned" else "popular"
         return t(MESSAGES[f"{kind}_vip"]) if vip else t(MESSAGES[f"{kind}_tier"]) % {"tier": name}
     if code in ("trending", "same_category"):

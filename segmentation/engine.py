@@ -310,73 +310,79 @@ def build_scores_full(*, as_of: datetime) -> ScoreBounds:
     (scores_sql), in full and incremental runs alike, instead of ranking a million rows by a
     window function and joining the ranks back.
     """
-    params = {"as_of": _ts(as_of)}
     with connection.cursor() as cur:
         n, nth = _order_statistics(cur)
-        if not n:
-            return ScoreBounds({key: {} for key in SCORE_INPUTS})
-        ks = {s: ((s - 1) * (n - 1) + 4) // 5 for s in range(2, 6)} if n > 1 else {}
-        # The lowest value scoring 1 (everyone), then the lowest above each k_s-th value.
-        lowest: list[tuple[str, int, str]] = []
-        for key, col in SCORE_INPUTS.items():
-            at = nth(col, sorted({1, *ks.values()}))
-            lowest.append((key, 1, f"MIN({col})"))
-            for s, k in ks.items():
-                params[f"{key}{s}"] = at[k]
-                lowest.append((key, s, f"MIN({col}) FILTER (WHERE {col} > %({key}{s})s)"))
+    if not n:
+        return ScoreBounds({key: {} for key in SCORE_INPUTS})
+    # The lowest value scoring 1 (everyone), then the lowest above each k_s-th value; for R
+    # also its age at as_of, computed as scores_sql computes every customer's age.
+    params = {"as_of": _ts(as_of)}
+    lowest: list[tuple[str, int, str]] = []
+    for key, col in SCORE_INPUTS.items():
+        for s, k in _score_ranks(n).items():
+            value = f"MIN({col})"
+            if s > 1:
+                params[f"{key}{s}"] = nth[col][k]
+                value = f"MIN({col}) FILTER (WHERE {col} > %({key}{s})s)"
+            lowest.append((key, s, value))
+            if key == "r":
+                lowest.append(("age", s, _age_days(value)))
+    with connection.cursor() as cur:
         cur.execute(f"SELECT {', '.join(expr for _, _, expr in lowest)} FROM seg_base WHERE orders_total > 0", params)
-        values = cur.fetchone()
+        values = dict(zip(((key, s) for key, s, _ in lowest), cur.fetchone(), strict=True))
     bounds = ScoreBounds({key: {} for key in SCORE_INPUTS})
-    for (key, s, _), value in zip(lowest, values, strict=True):
-        if value is None:
+    for (key, s), value in values.items():
+        if value is None or key == "age":
             continue
         if key == "r":
             bounds.r_from[str(s)] = value
-            value = _days_before(as_of, value)
+            value = values[("age", s)]
         bounds.stored[key][str(s)] = float(value)
     return bounds
 
 
-def _order_statistics(cur):
-    """(number of buyers in seg_base, nth) where nth(column, positions) gives {k: the k-th
-    smallest value of the column among them}.
+def _k(s: int, n: int) -> int:
+    """k_s = ceil((s - 1)(n - 1) / 5) (see build_scores_full)."""
+    return ((s - 1) * (n - 1) + 4) // 5
+
+
+def _score_ranks(n: int) -> dict[int, int]:
+    """{score s: k_s}, the rank (1-based, among n buyers) whose value the score must exceed; score
+    1 maps to rank 1 (the lowest value). With one buyer there is only score 1."""
+    return {1: 1, **({s: _k(s, n) for s in range(2, 6)} if n > 1 else {})}
+
+
+def _order_statistics(cur) -> tuple[int, dict[str, dict[int, object]]]:
+    """(number of buyers in seg_base, {column: {k: the k-th smallest value among them}}) for
+    the ranks of _score_ranks.
 
     PostgreSQL sorts each column once into an array in one scan of seg_base and takes the
-    elements at the positions (about half the time of ranking by window functions); other
-    databases number the rows with ROW_NUMBER.
+    elements at the ranks (about half the time of ranking by window functions); other
+    databases count first, then number the rows with ROW_NUMBER.
     """
+    cols = list(SCORE_INPUTS.values())
     if not _pg():
         cur.execute("SELECT COUNT(*) FROM seg_base WHERE orders_total > 0")
         n = cur.fetchone()[0]
-
-        def nth(col: str, positions: list[int]) -> dict:
+        ranks = ", ".join(map(str, set(_score_ranks(n).values())))
+        values = {}
+        for col in cols:
             cur.execute(f"""SELECT rn, {col} FROM (SELECT {col}, ROW_NUMBER() OVER (ORDER BY {col}) AS rn
                                                      FROM seg_base WHERE orders_total > 0) x
-                             WHERE rn IN ({', '.join(map(str, positions))})""")
-            return dict(cur.fetchall())
-
-        return n, nth
-    cols = list(SCORE_INPUTS.values())
-    ks = [1, *(f"(({s} - 1) * (n - 1) + 4) / 5" for s in range(2, 6))]  # as in build_scores_full
+                             WHERE rn IN ({ranks})""")
+            values[col] = dict(cur.fetchall())
+        return n, values
+    # _k in SQL: the ranks depend on the count the same scan finds.
+    ks = [1, *(f"(({s} - 1) * (n - 1) + 4) / 5" for s in range(2, 6))]
     picks = ", ".join(f"a{i}[{k}]" for i in range(len(cols)) for k in ks)
     aggs = ", ".join(f"array_agg({col} ORDER BY {col}) AS a{i}" for i, col in enumerate(cols))
     cur.execute(f"""SELECT n, {picks}
                       FROM (SELECT COUNT(*) AS n, {aggs} FROM seg_base WHERE orders_total > 0) x""")
-    row = cur.fetchone()
-    n = row[0]
-    ranks = [1, *(((s - 1) * (n - 1) + 4) // 5 for s in range(2, 6))] if n else []
-    values = {col: dict(zip(ranks, row[1 + i * len(ks): 1 + (i + 1) * len(ks)], strict=True)) if n else {}
-              for i, col in enumerate(cols)}
-    return n, lambda col, positions: {k: values[col][k] for k in positions}
-
-
-def _days_before(as_of: datetime, value) -> float:
-    """R's stored bound: the age in days at as_of of a timestamp read from seg_base, computed by
-    the database as scores_sql computes every customer's age from a stored bound."""
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT {_age_days('%(at)s' if not _pg() else 'CAST(%(at)s AS timestamptz)')}",
-                    {"as_of": _ts(as_of), "at": value})
-        return float(cur.fetchone()[0])
+    n, *picked = cur.fetchone()
+    if not n:
+        return 0, {}
+    ranks = [1, *(_k(s, n) for s in range(2, 6))]
+    return n, {col: dict(zip(ranks, picked[i * len(ks):(i + 1) * len(ks)], strict=True)) for i, col in enumerate(cols)}
 
 
 def scores_sql(bounds: ScoreBounds | dict) -> tuple[dict[str, str], dict]:
@@ -778,19 +784,34 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
         return out
     _build_diff(dims, as_of=as_of, subset=subset, small=small)
     few = True
-    tune = False  # a small incremental run has these settings for the whole transaction
+    key_lookups: dict[str, str] = {}  # a small incremental run has them for its whole transaction
     if _pg():
         _exec("ANALYZE seg_diff")
         few = _count("seg_diff") <= FEW_CHANGES
-        tune = few and not (subset and small)
-        if tune:
-            # A few rows out of millions: update the memberships through their primary key
-            # rather than scanning all of them (the planner prefers the scan from about 1%).
-            _exec("SET LOCAL enable_hashjoin = off")
-            _exec("SET LOCAL enable_mergejoin = off")
+        if few and not (subset and small):
+            # A few rows out of millions: update the memberships through their (customer,
+            # dimension) key rather than scanning all of them (the planner prefers the scan
+            # from about 1%).
+            key_lookups = {"enable_hashjoin": "off", "enable_mergejoin": "off"}
     model_dims = [int(d.id) for d in dims if d.kind == DimensionKind.CLUSTER] or [0]
     p = {"as_of": _ts(as_of), "run": run_id, "rule": str(ChangeCause.RULE), "model": str(ChangeCause.MODEL),
          "override": str(ChangeCause.OVERRIDE)}
+    with _plan_settings(**key_lookups):
+        _write_diff(model_dims, p)
+    if _pg() and not few:
+        _exec(f"ANALYZE {MEMBERSHIP_TABLE}")  # many rows changed: keep the next plans right
+    slug = {int(d.id): d.slug for d in dims}
+    with connection.cursor() as cur:
+        cur.execute("""SELECT dimension_id, COUNT(*) FROM seg_diff
+                        WHERE old_tier_id IS NULL OR old_tier_id <> tier_id GROUP BY dimension_id""")
+        for dim_id, n in cur.fetchall():
+            out[slug[int(dim_id)]] = n
+    _drop_temp("seg_diff")
+    return out
+
+
+def _write_diff(model_dims: list[int], p: dict) -> None:
+    """seg_diff into the tier history (changes of tier only) and the memberships."""
     _exec(f"""
         INSERT INTO {CHANGE_TABLE} (customer_id, dimension_id, from_tier_id, to_tier_id, at, cause, run_id)
         SELECT customer_id, dimension_id, old_tier_id, tier_id, {_param_ts('as_of')},
@@ -808,20 +829,6 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
         INSERT INTO {MEMBERSHIP_TABLE} (customer_id, dimension_id, tier_id, since, overridden)
         SELECT customer_id, dimension_id, tier_id, {_param_ts('as_of')}, overridden
           FROM seg_diff WHERE old_tier_id IS NULL""", p)
-    if _pg():
-        if tune:
-            _exec("SET LOCAL enable_hashjoin = on")
-            _exec("SET LOCAL enable_mergejoin = on")
-        elif not few:
-            _exec(f"ANALYZE {MEMBERSHIP_TABLE}")  # many rows changed: keep the next plans right
-    slug = {int(d.id): d.slug for d in dims}
-    with connection.cursor() as cur:
-        cur.execute("""SELECT dimension_id, COUNT(*) FROM seg_diff
-                        WHERE old_tier_id IS NULL OR old_tier_id <> tier_id GROUP BY dimension_id""")
-        for dim_id, n in cur.fetchall():
-            out[slug[int(dim_id)]] = n
-    _drop_temp("seg_diff")
-    return out
 
 
 def assign_dimension(dimension: Dimension, *, as_of: datetime, run_id: int | None, subset: bool) -> int:
@@ -890,8 +897,9 @@ SMALL_SUBSET = 20_000
 
 def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: int, thresholds: dict[str, set[float]],
                    since_started_at: datetime | None = None) -> int:
-    """`thresholds`: the rules' day counts by the features timestamp they are measured on."""
-    """Customers whose features or tiers may differ between since_as_of and as_of."""
+    """Customers whose features or tiers may differ between since_as_of and as_of (into
+    seg_affected); `thresholds`: the rules' day counts by the features timestamp they are
+    measured on."""
     _drop_temp("seg_affected")
     _exec("CREATE TEMP TABLE seg_affected (customer_id bigint PRIMARY KEY)" if _pg()
           else "CREATE TEMP TABLE seg_affected (customer_id INTEGER PRIMARY KEY)")
