@@ -191,16 +191,41 @@ def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
     # the cost. The outer SELECT turns cents back into amounts.
     scale = 10**MONEY_PLACES  # x 0.01 below, not / 100: exact, and no rounding when cast to money
     amount, unit = (f"CAST(amount * {scale} AS bigint)", f" * {Decimal(1).scaleb(-MONEY_PLACES)}") if _pg() else ("amount", "")
+    # Each FILTER tests its cheapest condition first (they stop at the first false one): a
+    # time comparison before a comparison of the type's text, and for sums, whether there is
+    # an amount at all (a sum skips rows without one anyway): about 0.3 s of the aggregation
+    # at 10M events.
+    with_amount = "amount IS NOT NULL AND "
     windows = []
     for w in WINDOWS:
-        windows.append(f"COUNT(*) FILTER (WHERE {purchase} AND occurred_at > %(t{w})s) AS orders_{w}d")
-        windows.append(f"SUM({amount}) FILTER (WHERE {money} AND occurred_at > %(t{w})s) AS revenue_{w}d")
+        windows.append(f"COUNT(*) FILTER (WHERE occurred_at > %(t{w})s AND {purchase}) AS orders_{w}d")
+        windows.append(f"SUM({amount}) FILTER (WHERE {with_amount}occurred_at > %(t{w})s AND {money}) AS revenue_{w}d")
     t_prev = f"%(t{2 * TREND_WINDOW})s"
+    # Days with activity in the last 30 days. PostgreSQL: a bit per calendar day since t30's (31
+    # at most), OR-ed in the aggregation and counted; OR combines across parallel workers,
+    # where a DISTINCT count would need a pass and a sort of its own (0.7 s at 10M events).
+    # Elsewhere: COUNT(DISTINCT day) apart (s30 below).
+    sessions_pg = _pg()
+    if sessions_pg:
+        windows.append(f"BIT_OR(CAST(1 AS bigint) << ({_day('occurred_at')} - {_day('%(t30)s')})) "
+                       f"FILTER (WHERE occurred_at > %(t30)s) AS days_30d")
     source = f"seg_affected a JOIN {CUSTOMER_TABLE} c ON c.id = a.customer_id" if lateral else f"{CUSTOMER_TABLE} c"
     group = "" if lateral else "GROUP BY customer_id"
     on_ev, on_s30, on_fb = ("true", "true", "true") if lateral else (
         "ev.customer_id = c.id", "s30.customer_id = c.id", "fb.customer_id = c.id")
     lateral_kw = "LATERAL " if lateral else ""
+    if sessions_pg:
+        sessions = "COALESCE(bit_count(CAST(ev.days_30d AS bit(64))), 0)"
+        s30 = ""
+    else:
+        sessions = "COALESCE(s30.sessions_30d, 0)"
+        s30 = f"""LEFT JOIN {lateral_kw}(
+          -- Apart: a DISTINCT aggregate would make the whole aggregation above sort every event.
+          SELECT {'' if lateral else 'customer_id, '}COUNT(DISTINCT {_day('occurred_at')}) AS sessions_30d
+            FROM {EVENT_TABLE}
+           WHERE occurred_at > %(t30)s AND occurred_at <= %(as_of)s {only}
+           {group}
+        ) s30 ON {on_s30}"""
     return f"""
       SELECT c.id AS customer_id,
              COALESCE(c.signup_at, c.first_seen_at) AS joined_at,
@@ -210,7 +235,7 @@ def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
              COALESCE(ev.orders_total, 0) AS orders_total,
              COALESCE(ev.revenue_30d{unit}, 0) AS revenue_30d, COALESCE(ev.revenue_90d{unit}, 0) AS revenue_90d,
              COALESCE(ev.revenue_365d{unit}, 0) AS revenue_365d, COALESCE(ev.revenue_total{unit}, 0) AS revenue_total,
-             COALESCE(s30.sessions_30d, 0) AS sessions_30d, COALESCE(ev.events_30d, 0) AS events_30d,
+             {sessions} AS sessions_30d, COALESCE(ev.events_30d, 0) AS events_30d,
              fb.avg_sentiment
         FROM {source}
         LEFT JOIN {lateral_kw}(
@@ -218,22 +243,15 @@ def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
                  MAX(occurred_at) FILTER (WHERE {purchase}) AS last_purchase_at,
                  MAX(occurred_at) AS last_activity_at,
                  {', '.join(windows)},
-                 COUNT(*) FILTER (WHERE {purchase} AND occurred_at > {t_prev} AND occurred_at <= %(t{TREND_WINDOW})s) AS orders_prev_90d,
+                 COUNT(*) FILTER (WHERE occurred_at > {t_prev} AND occurred_at <= %(t{TREND_WINDOW})s AND {purchase}) AS orders_prev_90d,
                  COUNT(*) FILTER (WHERE {purchase}) AS orders_total,
-                 SUM({amount}) FILTER (WHERE {money}) AS revenue_total,
+                 SUM({amount}) FILTER (WHERE {with_amount}{money}) AS revenue_total,
                  COUNT(*) FILTER (WHERE occurred_at > %(t30)s) AS events_30d
             FROM {EVENT_TABLE}
            WHERE occurred_at <= %(as_of)s {only}
            {group}
         ) ev ON {on_ev}
-        LEFT JOIN {lateral_kw}(
-          -- Apart: a DISTINCT aggregate cannot be computed in parallel or by hashing, and
-          -- would make the whole aggregation above sort every event.
-          SELECT {'' if lateral else 'customer_id, '}COUNT(DISTINCT {_day('occurred_at')}) AS sessions_30d
-            FROM {EVENT_TABLE}
-           WHERE occurred_at > %(t30)s AND occurred_at <= %(as_of)s {only}
-           {group}
-        ) s30 ON {on_s30}
+        {s30}
         LEFT JOIN {lateral_kw}(
           SELECT {'' if lateral else 'customer_id, '}AVG(sentiment_score) AS avg_sentiment
             FROM {FEEDBACK_TABLE}
@@ -260,8 +278,10 @@ def build_base(*, as_of: datetime, subset: bool, per_customer: bool | None = Non
         # In index order each worker aggregates whole customers, the partial groups hardly
         # overlap and the other inputs join by merging in the same order. The planner's cost
         # model does not see the difference (it takes the groups to be few), so the statement
-        # turns off what it would choose instead: about 12 s -> 6 s at 10M events.
-        with _plan_settings(enable_seqscan="off", enable_hashagg="off"):
+        # turns off what it would choose instead (hashing the groups, and the joins): about
+        # 12 s -> 6 s at 10M events. The customers themselves are read by a scan of the table
+        # and sorted (0.6 s at 1M; through their primary key, 1.7 s of the leader's time).
+        with _plan_settings(enable_hashagg="off", enable_hashjoin="off"):
             _exec(f"CREATE TEMP TABLE seg_base AS {sql}", _window_params(as_of))
     if _pg() and subset:
         # The subset is joined by key to large tables next; a full run only scans seg_base.
@@ -310,28 +330,14 @@ def build_scores_full(*, as_of: datetime) -> ScoreBounds:
     (scores_sql), in full and incremental runs alike, instead of ranking a million rows by a
     window function and joining the ranks back.
     """
-    with connection.cursor() as cur:
-        n, nth = _order_statistics(cur)
-    if not n:
-        return ScoreBounds({key: {} for key in SCORE_INPUTS})
-    # The lowest value scoring 1 (everyone), then the lowest above each k_s-th value; for R
-    # also its age at as_of, computed as scores_sql computes every customer's age.
     params = {"as_of": _ts(as_of)}
-    lowest: list[tuple[str, int, str]] = []
-    for key, col in SCORE_INPUTS.items():
-        for s, k in _score_ranks(n).items():
-            value = f"MIN({col})"
-            if s > 1:
-                params[f"{key}{s}"] = nth[col][k]
-                value = f"MIN({col}) FILTER (WHERE {col} > %({key}{s})s)"
-            lowest.append((key, s, value))
-            if key == "r":
-                lowest.append(("age", s, _age_days(value)))
     with connection.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(expr for _, _, expr in lowest)} FROM seg_base WHERE orders_total > 0", params)
-        values = dict(zip(((key, s) for key, s, _ in lowest), cur.fetchone(), strict=True))
+        if _pg():
+            n, values = _lowest_by_score_pg(cur, params)
+        else:
+            n, values = _lowest_by_score(cur, params)
     bounds = ScoreBounds({key: {} for key in SCORE_INPUTS})
-    for (key, s), value in values.items():
+    for (key, s), value in (values.items() if n else ()):
         if value is None or key == "age":
             continue
         if key == "r":
@@ -352,37 +358,60 @@ def _score_ranks(n: int) -> dict[int, int]:
     return {1: 1, **({s: _k(s, n) for s in range(2, 6)} if n > 1 else {})}
 
 
-def _order_statistics(cur) -> tuple[int, dict[str, dict[int, object]]]:
-    """(number of buyers in seg_base, {column: {k: the k-th smallest value among them}}) for
-    the ranks of _score_ranks.
-
-    PostgreSQL sorts each column once into an array in one scan of seg_base and takes the
-    elements at the ranks (about half the time of ranking by window functions); other
-    databases count first, then number the rows with ROW_NUMBER.
-    """
-    cols = list(SCORE_INPUTS.values())
-    if not _pg():
-        cur.execute("SELECT COUNT(*) FROM seg_base WHERE orders_total > 0")
-        n = cur.fetchone()[0]
-        ranks = ", ".join(map(str, set(_score_ranks(n).values())))
-        values = {}
-        for col in cols:
-            cur.execute(f"""SELECT rn, {col} FROM (SELECT {col}, ROW_NUMBER() OVER (ORDER BY {col}) AS rn
-                                                     FROM seg_base WHERE orders_total > 0) x
-                             WHERE rn IN ({ranks})""")
-            values[col] = dict(cur.fetchall())
-        return n, values
-    # _k in SQL: the ranks depend on the count the same scan finds.
-    ks = [1, *(f"(({s} - 1) * (n - 1) + 4) / 5" for s in range(2, 6))]
-    picks = ", ".join(f"a{i}[{k}]" for i in range(len(cols)) for k in ks)
-    aggs = ", ".join(f"array_agg({col} ORDER BY {col}) AS a{i}" for i, col in enumerate(cols))
-    cur.execute(f"""SELECT n, {picks}
-                      FROM (SELECT COUNT(*) AS n, {aggs} FROM seg_base WHERE orders_total > 0) x""")
-    n, *picked = cur.fetchone()
+def _lowest_by_score(cur, params: dict) -> tuple[int, dict]:
+    """(number of buyers in seg_base, {(key, s): the lowest value scoring s or more} with
+    ("age", s) for R's bounds as ages): counted, then the rows at the ranks of _score_ranks
+    numbered by ROW_NUMBER, then the lowest value above each (SQLite; see build_scores_full)."""
+    cur.execute("SELECT COUNT(*) FROM seg_base WHERE orders_total > 0")
+    n = cur.fetchone()[0]
     if not n:
         return 0, {}
-    ranks = [1, *(_k(s, n) for s in range(2, 6))]
-    return n, {col: dict(zip(ranks, picked[i * len(ks):(i + 1) * len(ks)], strict=True)) for i, col in enumerate(cols)}
+    ranks = ", ".join(map(str, set(_score_ranks(n).values())))
+    nth = {}
+    for col in SCORE_INPUTS.values():
+        cur.execute(f"""SELECT rn, {col} FROM (SELECT {col}, ROW_NUMBER() OVER (ORDER BY {col}) AS rn
+                                                 FROM seg_base WHERE orders_total > 0) x
+                         WHERE rn IN ({ranks})""")
+        nth[col] = dict(cur.fetchall())
+    # The lowest value scoring 1 (everyone), then the lowest above each k_s-th value; for R
+    # also its age at as_of, computed as scores_sql computes every customer's age.
+    params = dict(params)
+    lowest: list[tuple[str, int, str]] = []
+    for key, col in SCORE_INPUTS.items():
+        for s, k in _score_ranks(n).items():
+            value = f"MIN({col})"
+            if s > 1:
+                params[f"{key}{s}"] = nth[col][k]
+                value = f"MIN({col}) FILTER (WHERE {col} > %({key}{s})s)"
+            lowest.append((key, s, value))
+            if key == "r":
+                lowest.append(("age", s, _age_days(value)))
+    cur.execute(f"SELECT {', '.join(expr for _, _, expr in lowest)} FROM seg_base WHERE orders_total > 0", params)
+    return n, dict(zip(((key, s) for key, s, _ in lowest), cur.fetchone(), strict=True))
+
+
+def _lowest_by_score_pg(cur, params: dict) -> tuple[int, dict]:
+    """_lowest_by_score in one scan of seg_base (PostgreSQL): each measure sorted into an array
+    (about half the time of ranking by window functions); the k_s-th element is found at its
+    index, and the lowest value above it by width_bucket, a binary search of the sorted array
+    (the number of elements up to that value)."""
+    keys = list(SCORE_INPUTS)
+    aggs = ", ".join(f"array_agg({SCORE_INPUTS[key]} ORDER BY {SCORE_INPUTS[key]}) AS {key}" for key in keys)
+    # _k in SQL: the ranks depend on the count the same scan finds. With one buyer, k_s is 0
+    # and the bounds above score 1 come out NULL.
+    picks, names = [], []
+    for key in keys:
+        for s in range(1, 6):
+            k = "1" if s == 1 else f"(({s} - 1) * (n - 1) + 4) / 5"
+            picks.append(f"{key}[1]" if s == 1 else f"{key}[width_bucket({key}[{k}], {key}) + 1]")
+            names.append((key, s))
+    columns = ", ".join(f"{expr} AS v{i}" for i, expr in enumerate(picks))
+    ages = [(("age", s), _age_days(f"v{i}")) for i, (key, s) in enumerate(names) if key == "r"]
+    cur.execute(f"""SELECT n, {', '.join(f'v{i}' for i in range(len(names)))}, {', '.join(expr for _, expr in ages)}
+                      FROM (SELECT n, {columns}
+                              FROM (SELECT COUNT(*) AS n, {aggs} FROM seg_base WHERE orders_total > 0) x) y""", params)
+    n, *row = cur.fetchone()
+    return n, dict(zip([*names, *(name for name, _ in ages)], row, strict=True))
 
 
 def scores_sql(bounds: ScoreBounds | dict) -> tuple[dict[str, str], dict]:
@@ -696,8 +725,12 @@ def _build_diff(dims: list[Dimension], *, as_of: datetime, subset: bool, small: 
         # All customers: customers, their features and their memberships (read through the
         # unique (customer, dimension) index and pivoted by a sorted aggregate) are all in
         # customer order, so they meet by merging instead of hashing a million rows each:
-        # about 4.7 s -> 2.6 s at 1M customers.
-        with _plan_settings(**({} if subset else {"enable_hashagg": "off", "enable_hashjoin": "off"})):
+        # about 4.7 s -> 2.6 s at 1M customers. The pivot of the memberships (four rows per
+        # customer) runs in parallel workers, whose one row per customer the leader merges in
+        # order; at the default cost of passing a row between processes the planner keeps it
+        # in one process: 2.6 s -> 1.7 s.
+        full = {"enable_hashagg": "off", "enable_hashjoin": "off", "parallel_tuple_cost": "0.01"}
+        with _plan_settings(**({} if subset else full)):
             _exec(f"CREATE TEMP TABLE seg_diff AS {_diff_sql_wide(dims, sql)}", params)
         return
     if _pg():
@@ -888,6 +921,8 @@ def write_snapshot(*, as_of: datetime, run_id: int | None = None) -> int:
 # ---------------------------------------------------------------------------------------
 # Incremental: who is affected
 # ---------------------------------------------------------------------------------------
+# Feature timestamps that are the time of one of the customer's events (see build_affected).
+EVENT_TIMESTAMPS = ("last_activity_at", "last_purchase_at", "first_purchase_at")
 HIGH_WATER_MARGIN = 10_000  # event ids may commit out of order; look back this many ids
 # Up to this many affected customers, an incremental run looks each one up through the
 # per-customer indexes (about a quarter of a millisecond each); beyond, hashing whole
@@ -919,25 +954,34 @@ def build_affected(*, as_of: datetime, since_as_of: datetime, event_high_water: 
               WHERE id > %(hw)s OR (id > %(margin)s {recent}) {ignore}""", hw_params)
     # Events leaving a feature window, and timestamps crossing a rule's day threshold: a
     # timestamp t crosses "days" between the runs when since_as_of - days < t <= as_of - days
-    # (rules compare t with as_of - N days exactly; thresholds hold both N and N + 1). One
-    # statement per column, its ranges OR-ed: one pass (or one bitmap of index ranges) each;
-    # a timestamp no rule measures from is not looked at.
-    windows = sorted(set(WINDOWS) | {2 * TREND_WINDOW})
-
-    def crossing(column: str, days: list[float]) -> tuple[str, dict]:
-        params = {}
+    # (rules compare t with as_of - N days exactly; thresholds hold both N and N + 1). A
+    # timestamp no rule measures from is not looked at.
+    #
+    # A customer whose last activity, first or last purchase crosses N days has an event (a
+    # purchase) at that time, so those are found among the events by time, with the windows:
+    # one statement, a few events per range through the BRIN index on occurred_at. (A superset
+    # of the customers, which only recomputes a few more; the features table then needs no
+    # index per timestamp, which every full run would rebuild.) Other timestamps (sign-up)
+    # are looked up in the features, one statement per column, its ranges OR-ed.
+    def crossing(column: str, days: Iterable[float], params: dict) -> str:
         ranges = []
-        for i, d in enumerate(days):
-            params[f"lo{i}"], params[f"hi{i}"] = _ts(since_as_of - d * DAY), _ts(as_of - d * DAY)
-            ranges.append(f"({column} > %(lo{i})s AND {column} <= %(hi{i})s)")
-        return " OR ".join(ranges), params
+        for d in sorted(days):
+            lo, hi = f"lo{len(params)}", f"hi{len(params)}"
+            params[lo], params[hi] = _ts(since_as_of - d * DAY), _ts(as_of - d * DAY)
+            ranges.append(f"({column} > %({lo})s AND {column} <= %({hi})s)")
+        return " OR ".join(ranges)
 
-    where, params = crossing("occurred_at", windows)
+    any_event = {*WINDOWS, 2 * TREND_WINDOW, *thresholds.get("last_activity_at", ())}
+    purchase = {*thresholds.get("last_purchase_at", ()), *thresholds.get("first_purchase_at", ())} - any_event
+    params: dict = {}
+    where = crossing("occurred_at", any_event, params)
+    if purchase:
+        where += f" OR (type = 'purchase' AND ({crossing('occurred_at', purchase, params)}))"
     _exec(f"{ins} SELECT DISTINCT customer_id FROM {EVENT_TABLE} WHERE {where} {ignore}", params)
     for col, days in sorted(thresholds.items()):
-        if days:
-            where, params = crossing(col, sorted(days))
-            _exec(f"{ins} SELECT customer_id FROM {FEATURE_TABLE} WHERE {where} {ignore}", params)
+        if days and col not in EVENT_TIMESTAMPS:
+            params = {}
+            _exec(f"{ins} SELECT customer_id FROM {FEATURE_TABLE} WHERE {crossing(col, days, params)} {ignore}", params)
     # Overrides that started or ended in between; customers never computed.
     _exec(f"""{ins} SELECT customer_id FROM {TierOverride._meta.db_table}
               WHERE (expires_at > %(lo)s AND expires_at <= %(hi)s) OR (created_at > %(lo)s AND created_at <= %(hi)s)

@@ -95,6 +95,27 @@ def test_activity_30_days_ago_is_active_and_31_days_ago_is_silent():
     assert (f.activity_recency_days, f.days_since_signup) == (31, 400)
 
 
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_sessions_count_calendar_days_with_activity_in_the_last_30_days(mode):
+    """sessions_30d counts distinct days with events after as_of - 30 days (strictly) up to as_of;
+    events_30d counts the events. The same in a full run and for an incremental run's subset."""
+    c = customer("regular", signup=AS_OF - 400 * DAY)
+    t30 = AS_OF - 30 * DAY  # 2025-05-31 12:00
+    for at in (AS_OF - 60 * DAY, t30,  # before the window; exactly 30 days: not within it
+               t30 + timedelta(minutes=1),  # t30's own calendar day
+               datetime(2025, 6, 10, 8, tzinfo=UTC), datetime(2025, 6, 10, 20, tzinfo=UTC),  # one day
+               AS_OF - timedelta(hours=1),  # as_of's day
+               AS_OF + timedelta(hours=1)):  # after as_of: ignored
+        event(c, at)
+    if mode == "incremental":
+        recompute(AS_OF - DAY)
+        event(c, AS_OF - timedelta(hours=2))  # as_of's day again; makes the customer affected
+    recompute(AS_OF, mode)
+
+    f = CustomerFeatures.objects.get(customer=c)
+    assert (f.sessions_30d, f.events_30d) == (3, 4 + (mode == "incremental"))
+
+
 def test_signup_30_days_ago_is_new_and_31_days_ago_is_not():
     new = customer("signup-30", signup=AS_OF - 30 * DAY)
     event(new, AS_OF - 30 * DAY)

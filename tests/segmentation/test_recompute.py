@@ -17,7 +17,7 @@ from segmentation.choices import RunMode, RunStatus
 from segmentation.models import Membership, RecomputeRun, TierChange
 from segmentation.signals import tiers_changed
 
-from .test_engine import AS_OF, DAY, all_tiers, builtin_dimensions, customer, event, purchase, recompute  # noqa: F401
+from .test_engine import AS_OF, DAY, all_tiers, builtin_dimensions, customer, event, purchase, recompute, tier  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +66,47 @@ def test_incremental_after_new_events_and_time_passing_equals_a_full_run(monkeyp
     assert all_tiers(RULE_DIMENSIONS) == after_incremental
     assert all(full.timings["changes_by_dimension"][d] == 0 for d in RULE_DIMENSIONS)
     assert len(after_incremental) == 13 * 3
+
+
+@pytest.mark.parametrize("small_subset", [engine.SMALL_SUBSET, 0], ids=["per-customer", "whole-table"])
+def test_incremental_finds_last_and_first_purchases_crossing_a_rules_day_count(monkeypatch, small_subset):
+    """Rules on days since the last and the first purchase, at day counts no feature window has
+    (45, 50): an incremental run 10 days later, with no new events, redoes exactly the buyers
+    whose purchase crossed them (found among the events at those times) and no one else."""
+    from segmentation.choices import DimensionKind
+    from segmentation.models import Dimension, Tier
+
+    monkeypatch.setattr(engine, "HIGH_WATER_MARGIN", 0)
+    monkeypatch.setattr(engine, "SMALL_SUBSET", small_subset)
+    for slug, field, days in (("buying", "recency_days", 45), ("tenure", "tenure_days", 50)):
+        dim = Dimension.objects.create(slug=slug, name=slug.title(), kind=DimensionKind.RULES, order=9)
+        Tier.objects.create(dimension=dim, slug=f"{slug}-in", name="In", order=1,
+                            rule={"all": [{"field": field, "op": "<=" if slug == "buying" else ">=", "value": days}]})
+        dim.fallback_tier = Tier.objects.create(dimension=dim, slug=f"{slug}-out", name="Out", order=2, rule={})
+        dim.save()
+    signup = AS_OF - 400 * DAY
+    lapsing = customer("lapsing", signup=signup)  # last purchase 40 days ago: recent now, not in 10 days
+    purchase(lapsing, AS_OF - 120 * DAY)
+    purchase(lapsing, AS_OF - 40 * DAY)
+    maturing = customer("maturing", signup=signup)  # first purchase 44 days ago: a veteran in 10 days
+    purchase(maturing, AS_OF - 44 * DAY)
+    purchase(maturing, AS_OF - 20 * DAY)
+    steady = customer("steady", signup=signup)  # nothing crosses for them
+    purchase(steady, AS_OF - 300 * DAY)
+    purchase(steady, AS_OF - 2 * DAY)
+    for c in (lapsing, maturing, steady):
+        event(c, AS_OF - 250 * DAY)
+    recompute(AS_OF)
+    assert (tier(lapsing, "buying"), tier(maturing, "tenure")) == ("buying-in", "tenure-out")
+
+    later = AS_OF + 10 * DAY
+    inc = recompute(later, RunMode.INCREMENTAL)
+
+    assert inc.customers == 2  # lapsing and maturing; steady's timestamps crossed no rule
+    assert (tier(lapsing, "buying"), tier(maturing, "tenure")) == ("buying-out", "tenure-in")
+    assert (tier(steady, "buying"), tier(steady, "tenure")) == ("buying-in", "tenure-in")
+    full = recompute(later, RunMode.FULL)
+    assert full.timings["changes_by_dimension"]["buying"] == full.timings["changes_by_dimension"]["tenure"] == 0
 
 
 def test_the_look_back_rereads_events_committed_late_not_those_stored_long_ago():
