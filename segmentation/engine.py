@@ -581,12 +581,8 @@ def _replace_features_table(insert_sql: str, params: dict) -> int:
     # LIKE copies columns, NOT NULL, CHECK constraints (with their names) and storage.
     _exec(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)")
     rows = _exec(insert_sql, params)
+    indexes = _indexes_of(table)
     with connection.cursor() as cur:
-        cur.execute("""SELECT i.relname, pg_get_indexdef(i.oid), c.conname, c.contype
-                         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-                         LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = x.indrelid
-                        WHERE x.indrelid = %s::regclass""", [table])
-        indexes = cur.fetchall()
         cur.execute("""SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
                         WHERE conrelid = %s::regclass AND contype = 'f'""", [table])
         foreign_keys = cur.fetchall()
@@ -615,6 +611,44 @@ def _replace_features_table(insert_sql: str, params: dict) -> int:
     for name, definition in foreign_keys:
         _exec(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID")
     return rows
+
+
+def _indexes_of(table: str) -> list[tuple[str, str, str | None, str | None]]:
+    """PostgreSQL: (index name, CREATE INDEX statement, constraint name, constraint type 'p' or
+    'u' or None) of each index on `table`."""
+    with connection.cursor() as cur:
+        cur.execute("""SELECT i.relname, pg_get_indexdef(i.oid), c.conname, c.contype
+                         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                         LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = x.indrelid
+                        WHERE x.indrelid = %s::regclass ORDER BY i.relname""", [table])
+        return cur.fetchall()
+
+
+@contextmanager
+def _bulk_load(table: str, rows: int):
+    """PostgreSQL: an INSERT of `rows` rows into `table`, when the table holds fewer, with its
+    secondary indexes (all but the primary key, whose ids only grow) built after the rows are
+    in rather than updated row by row: a first run's four million memberships and as many
+    tier changes. Each index is built again as it was (its statement from the catalogue), a
+    unique constraint with it. Readers of the table wait for the transaction meanwhile (the
+    drop locks it), which only a first run or a change of most customers' tiers does."""
+    if not _pg() or not rows:
+        yield
+        return
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT %s) x", [rows])
+        if cur.fetchone()[0] >= rows:
+            yield
+            return
+    secondary = [ix for ix in _indexes_of(table) if ix[3] != "p"]
+    for name, _definition, constraint, _contype in secondary:
+        _exec(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}" if constraint else f"DROP INDEX {name}")
+    yield
+    for name, definition, constraint, contype in secondary:
+        _exec(definition)
+        if constraint:
+            kind = "UNIQUE" if contype == "u" else "PRIMARY KEY"
+            _exec(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {kind} USING INDEX {name}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -829,8 +863,14 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
     model_dims = [int(d.id) for d in dims if d.kind == DimensionKind.CLUSTER] or [0]
     p = {"as_of": _ts(as_of), "run": run_id, "rule": str(ChangeCause.RULE), "model": str(ChangeCause.MODEL),
          "override": str(ChangeCause.OVERRIDE)}
+    incoming = (0, 0)
+    if not few:
+        with connection.cursor() as cur:
+            cur.execute("""SELECT COUNT(*) FILTER (WHERE old_tier_id IS NULL OR old_tier_id <> tier_id),
+                                  COUNT(*) FILTER (WHERE old_tier_id IS NULL) FROM seg_diff""")
+            incoming = cur.fetchone()
     with _plan_settings(**key_lookups):
-        _write_diff(model_dims, p)
+        _write_diff(model_dims, p, changes=incoming[0], new_memberships=incoming[1])
     if _pg() and not few:
         _exec(f"ANALYZE {MEMBERSHIP_TABLE}")  # many rows changed: keep the next plans right
     slug = {int(d.id): d.slug for d in dims}
@@ -843,25 +883,29 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
     return out
 
 
-def _write_diff(model_dims: list[int], p: dict) -> None:
-    """seg_diff into the tier history (changes of tier only) and the memberships."""
-    _exec(f"""
-        INSERT INTO {CHANGE_TABLE} (customer_id, dimension_id, from_tier_id, to_tier_id, at, cause, run_id)
-        SELECT customer_id, dimension_id, old_tier_id, tier_id, {_param_ts('as_of')},
-               CASE WHEN overridden THEN %(override)s
-                    WHEN dimension_id IN ({', '.join(map(str, model_dims))}) THEN %(model)s ELSE %(rule)s END, %(run)s
-          FROM seg_diff
-         WHERE old_tier_id IS NULL OR old_tier_id <> tier_id""", p)
+def _write_diff(model_dims: list[int], p: dict, *, changes: int = 0, new_memberships: int = 0) -> None:
+    """seg_diff into the tier history (changes of tier only) and the memberships. `changes` and
+    `new_memberships`, when counted (many rows), let a table that holds fewer rows than are
+    coming be loaded in bulk (_bulk_load)."""
+    with _bulk_load(CHANGE_TABLE, changes):
+        _exec(f"""
+            INSERT INTO {CHANGE_TABLE} (customer_id, dimension_id, from_tier_id, to_tier_id, at, cause, run_id)
+            SELECT customer_id, dimension_id, old_tier_id, tier_id, {_param_ts('as_of')},
+                   CASE WHEN overridden THEN %(override)s
+                        WHEN dimension_id IN ({', '.join(map(str, model_dims))}) THEN %(model)s ELSE %(rule)s END, %(run)s
+              FROM seg_diff
+             WHERE old_tier_id IS NULL OR old_tier_id <> tier_id""", p)
     _exec(f"""
         UPDATE {MEMBERSHIP_TABLE} SET tier_id = d.tier_id, overridden = d.overridden,
                since = CASE WHEN {MEMBERSHIP_TABLE}.tier_id <> d.tier_id THEN {_param_ts('as_of')} ELSE {MEMBERSHIP_TABLE}.since END
           FROM seg_diff d
          WHERE {MEMBERSHIP_TABLE}.customer_id = d.customer_id AND {MEMBERSHIP_TABLE}.dimension_id = d.dimension_id
            AND d.old_tier_id IS NOT NULL""", p)
-    _exec(f"""
-        INSERT INTO {MEMBERSHIP_TABLE} (customer_id, dimension_id, tier_id, since, overridden)
-        SELECT customer_id, dimension_id, tier_id, {_param_ts('as_of')}, overridden
-          FROM seg_diff WHERE old_tier_id IS NULL""", p)
+    with _bulk_load(MEMBERSHIP_TABLE, new_memberships):
+        _exec(f"""
+            INSERT INTO {MEMBERSHIP_TABLE} (customer_id, dimension_id, tier_id, since, overridden)
+            SELECT customer_id, dimension_id, tier_id, {_param_ts('as_of')}, overridden
+              FROM seg_diff WHERE old_tier_id IS NULL""", p)
 
 
 def assign_dimension(dimension: Dimension, *, as_of: datetime, run_id: int | None, subset: bool) -> int:

@@ -493,3 +493,53 @@ def test_a_full_run_on_postgresql_swaps_in_a_features_table_identical_in_structu
     assert CustomerFeatures.objects.count() == 3
     with pytest.raises(IntegrityError), transaction.atomic():
         CustomerFeatures.objects.filter(customer__external_id="s0").update(churn_probability=2)
+
+
+def test_a_first_run_loads_memberships_and_history_in_bulk_and_rebuilds_their_indexes(monkeypatch):
+    """With more tier changes than the tables hold (a first run), the memberships and the tier
+    history are written with their secondary indexes dropped and built again after
+    (engine._bulk_load): the indexes and the unique constraint are the migrations' again, one
+    membership per (customer, dimension) is still enforced, and the tiers are those of the
+    row-by-row path."""
+    from django.db import IntegrityError, connection, transaction
+
+    from segmentation import engine
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the bulk load is PostgreSQL's path for many changes")
+
+    def indexes():
+        with connection.cursor() as cur:
+            cur.execute("""SELECT tablename, indexname, indexdef FROM pg_indexes
+                            WHERE tablename IN ('segmentation_membership', 'segmentation_tierchange')
+                            ORDER BY 1, 2""")
+            rows = cur.fetchall()
+            cur.execute("""SELECT conname, contype FROM pg_constraint
+                            WHERE conrelid = 'segmentation_membership'::regclass ORDER BY 1""")
+            return rows, cur.fetchall()
+
+    _reference_histories()
+    before = indexes()
+    dropped = []
+    real_exec = engine._exec
+    monkeypatch.setattr(engine, "_exec", lambda sql, params=None: (
+        dropped.append(sql) if sql.startswith(("DROP INDEX", "ALTER TABLE segmentation_membership DROP")) else None,
+        real_exec(sql, params))[1])
+    monkeypatch.setattr(engine, "FEW_CHANGES", 0)  # every run counts as many changes
+    recompute(AS_OF)
+    assert len(dropped) == 3 + 3  # tier history: 3 secondary indexes; memberships: 2 and the unique key
+    bulk = all_tiers()
+    assert indexes() == before
+
+    dropped.clear()
+    recompute(AS_OF + 40 * DAY)  # fewer changes than rows held: row by row
+    assert dropped == []
+    monkeypatch.undo()
+    Membership.objects.all().delete()
+    TierChange.objects.all().delete()
+    recompute(AS_OF)
+    assert all_tiers() == bulk
+    m = Membership.objects.first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Membership.objects.create(customer_id=m.customer_id, dimension_id=m.dimension_id, tier_id=m.tier_id,
+                                  since=AS_OF)
