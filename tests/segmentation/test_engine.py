@@ -116,6 +116,26 @@ def test_sessions_count_calendar_days_with_activity_in_the_last_30_days(mode):
     assert (f.sessions_30d, f.events_30d) == (3, 4 + (mode == "incremental"))
 
 
+def test_revenue_sums_are_exact_to_the_cent_with_refunds_and_large_amounts():
+    """Amounts with no exact binary form add up to the cent (PostgreSQL sums whole cents), in
+    every window, refunds taken off, and a large order keeps every digit."""
+    c = customer("exact", signup=AS_OF - 400 * DAY)
+    for days, amount in ((1, "0.10"), (2, "0.20"), (3, "19.99"), (40, "19.99"), (100, "19.99"), (200, "0.07")):
+        purchase(c, AS_OF - days * DAY, amount)
+    event(c, AS_OF - 4 * DAY, "refund", "-5.05")
+    big = customer("big", signup=AS_OF - 400 * DAY)
+    purchase(big, AS_OF - DAY, "99999999.99")
+    purchase(big, AS_OF - 2 * DAY, "0.01")
+
+    recompute(AS_OF)
+
+    f = CustomerFeatures.objects.get(customer=c)
+    assert (f.revenue_30d, f.revenue_90d, f.revenue_365d, f.revenue_total) == (
+        Decimal("15.24"), Decimal("35.23"), Decimal("55.29"), Decimal("55.29"))
+    assert f.avg_order_value == Decimal("9.22")  # 55.29 / 6 orders
+    assert CustomerFeatures.objects.get(customer=big).revenue_total == Decimal("100000000.00")
+
+
 def test_signup_30_days_ago_is_new_and_31_days_ago_is_not():
     new = customer("signup-30", signup=AS_OF - 30 * DAY)
     event(new, AS_OF - 30 * DAY)
