@@ -125,7 +125,7 @@ def _subset_tuning() -> None:
 
 
 @contextmanager
-def _plan_settings(**gucs: str):
+def plan_settings(**gucs: str):
     """PostgreSQL: planner settings for the statements inside, then back to what they were.
 
     A full run reads whole tables, and two of its statements have a far better plan than the
@@ -285,7 +285,7 @@ def build_base(*, as_of: datetime, subset: bool, per_customer: bool | None = Non
         # turns off what it would choose instead (hashing the groups, and the joins): about
         # 12 s -> 6 s at 10M events. The customers themselves are read by a scan of the table
         # and sorted (0.6 s at 1M; through their primary key, 1.7 s of the leader's time).
-        with _plan_settings(enable_hashagg="off", enable_hashjoin="off"):
+        with plan_settings(enable_hashagg="off", enable_hashjoin="off"):
             _exec(f"CREATE TEMP TABLE seg_base AS {sql}", _window_params(as_of))
     if _pg() and subset:
         # The subset is joined by key to large tables next; a full run only scans seg_base.
@@ -768,7 +768,7 @@ def _build_diff(dims: list[Dimension], *, as_of: datetime, subset: bool, small: 
         # order; at the default cost of passing a row between processes the planner keeps it
         # in one process: 2.4 s -> 1.6 s.
         full = {"enable_hashagg": "off", "enable_hashjoin": "off", "parallel_tuple_cost": "0.01"}
-        with _plan_settings(**({} if subset else full)):
+        with plan_settings(**({} if subset else full)):
             _exec(f"CREATE TEMP TABLE seg_diff AS {_diff_sql_wide(dims, sql)}", params)
         return
     if _pg():
@@ -873,7 +873,7 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
             cur.execute("""SELECT COUNT(*) FILTER (WHERE old_tier_id IS NULL OR old_tier_id <> tier_id),
                                   COUNT(*) FILTER (WHERE old_tier_id IS NULL) FROM seg_diff""")
             incoming = cur.fetchone()
-    with _plan_settings(**key_lookups):
+    with plan_settings(**key_lookups):
         _write_diff(model_dims, p, changes=incoming[0], new_memberships=incoming[1])
     if _pg() and not few:
         _exec(f"ANALYZE {MEMBERSHIP_TABLE}")  # many rows changed: keep the next plans right

@@ -320,9 +320,9 @@ class _Compiler:
 
         dim = name.split(":", 1)[1]
         if self._tiers is None:
-            self._tiers = {}
-            for d_slug, t_slug in Tier.objects.values_list("dimension__slug", "slug"):
-                self._tiers.setdefault(d_slug, set()).add(t_slug)
+            self._tiers = {}  # dimension slug -> (dimension id, {tier slug: tier id})
+            for d_slug, d_id, t_slug, t_id in Tier.objects.values_list("dimension__slug", "dimension_id", "slug", "id"):
+                self._tiers.setdefault(d_slug, (d_id, {}))[1][t_slug] = t_id
         if dim not in self._tiers:
             return self.fail(path, _("unknown field '%(field)s': there is no dimension '%(dimension)s'")
                              % {"field": name, "dimension": dim})
@@ -336,13 +336,18 @@ class _Compiler:
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
             return self.fail(path, _("'%(field)s' %(op)s needs tier slug(s) of dimension '%(dimension)s', got %(value)s")
                              % {"field": name, "op": op, "dimension": dim, "value": repr(value)})
-        unknown = [v for v in values if v not in self._tiers[dim]]
+        dim_id, tier_ids = self._tiers[dim]
+        unknown = [v for v in values if v not in tier_ids]
         if unknown:
             return self.fail(path, _("dimension '%(dimension)s' has no tier %(unknown)s; its tiers are: %(tiers)s")
                              % {"dimension": dim, "unknown": ", ".join(repr(u) for u in unknown),
-                                "tiers": ", ".join(sorted(self._tiers[dim]))})
+                                "tiers": ", ".join(sorted(tier_ids))})
         self.tier_refs.add(dim)
-        q = Q(Exists(Membership.objects.filter(customer=OuterRef("pk"), dimension__slug=dim, tier__slug__in=values)))
+        # By id, not by joining the slugs: the planner then estimates from the memberships' own
+        # statistics how many customers are in those tiers (joined through the slugs it guessed
+        # a few hundred, and a preview of a tier of 600,000 customers took 2 s instead of 0.3).
+        q = Q(Exists(Membership.objects.filter(customer=OuterRef("pk"), dimension_id=dim_id,
+                                               tier_id__in=sorted(tier_ids[v] for v in values))))
         return ~q if op in ("!=", "not_in") else q
 
 

@@ -217,7 +217,7 @@ def rule_preview(*, rule: Any, tier: Tier | None = None, sample: int = 10) -> di
 
     Raises RuleError naming every problem (for a tier: a reference to its own dimension too).
     """
-    from .services import segment_preview
+    from .services import audience_count, segment_preview
 
     as_of = latest_as_of()
     if tier is not None:
@@ -246,7 +246,7 @@ def rule_preview(*, rule: Any, tier: Tier | None = None, sample: int = 10) -> di
                 if (oq := q_of(other.rule)) is not None:
                     nobody_else &= ~oq
             q = q | nobody_else if nobody_else else Q()
-        result["in_tier"] = Customer.objects.filter(q).count()
+        result["in_tier"] = audience_count(Customer.objects.filter(q))
     return result
 
 

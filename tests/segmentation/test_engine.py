@@ -455,7 +455,7 @@ def test_rfm_scores_from_bounds_equal_percent_rank_in_fifths(buyers):
 
 
 def test_plan_settings_apply_inside_and_are_restored_after_and_an_error_inside_propagates():
-    """The full run's planner settings (engine._plan_settings) hold for the statements inside,
+    """The full run's planner settings (engine.plan_settings) hold for the statements inside,
     are back to what they were afterwards, and an error inside reaches the caller as itself."""
     from django.db import DatabaseError, connection, transaction
 
@@ -471,11 +471,11 @@ def test_plan_settings_apply_inside_and_are_restored_after_and_an_error_inside_p
 
     with transaction.atomic():
         before = setting()
-        with engine._plan_settings(enable_hashagg="off"):
+        with engine.plan_settings(enable_hashagg="off"):
             assert setting() == "off"
         assert setting() == before
         with pytest.raises(DatabaseError, match="no_such_table"):
-            with transaction.atomic(), engine._plan_settings(enable_hashagg="off"):
+            with transaction.atomic(), engine.plan_settings(enable_hashagg="off"):
                 engine._exec("SELECT * FROM no_such_table")
         assert setting() == before
 

@@ -139,6 +139,37 @@ def test_preview_returns_the_count_and_a_sample(client, shop):
     assert all(row["url"].startswith("/customers/") for row in body["sample"])
 
 
+def test_preview_counts_attributes_features_and_tiers_together_and_leaves_the_planner_as_it_was(client, shop):
+    """A rule across JSON attributes, features and another dimension's tier counts right; on
+    PostgreSQL the count runs without nested loops (services.audience_count) and the setting is
+    back afterwards, also inside an enclosing transaction."""
+    from django.db import connection, transaction
+
+    from segmentation.services import segment_preview
+
+    now = timezone.now()
+    event(customer("browser", signup=now - 50 * DAY, city="Berlin"), now - DAY)  # Berlin, no order, not VIP
+    purchase(customer("roman", signup=now - 50 * DAY, city="Rome"), now - DAY)  # an order, not in the cities
+    recompute(now)
+    login(client, OPERATIONS)
+    rule = {"all": [{"field": "attributes.city", "op": "in", "value": ["Berlin", "Paris"]},
+                    {"any": [{"field": "orders_total", "op": ">=", "value": 5},
+                             {"field": "tier:value", "op": "in", "value": ["low"]}]}]}
+    expected = {"vip", "regular", "browser"}  # vip by its 12 orders, the other two by their tier
+    assert {m.customer.external_id for m in Membership.objects.filter(dimension__slug="value", tier__slug="low")
+            .select_related("customer")} >= {"regular", "browser"}
+    assert tier("value", "high").memberships.filter(customer__external_id="vip").exists()
+    body = preview(client, rule).json()
+    assert body["count"] == len(expected)
+    assert {row["external_id"] for row in body["sample"]} == expected
+    with transaction.atomic():
+        assert segment_preview(rule=rule)["count"] == len(expected)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SELECT current_setting('enable_nestloop')")
+                assert cur.fetchone()[0] == "on"
+
+
 def test_preview_names_every_validation_error_by_path_and_field(client, shop):
     login(client, OPERATIONS)
     rule = {"all": [{"field": "orders_total", "op": ">=", "value": 1},
