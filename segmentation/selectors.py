@@ -36,6 +36,26 @@ def customer_tiers(*, customer_id: int) -> list[Membership]:
     )
 
 
+def audience_count(qs) -> int:
+    """COUNT of the customers a rule matches.
+
+    PostgreSQL: with nested loops off. The planner has no statistics on the keys of customers'
+    JSON attributes (nor on a rule's conditions across tables together), so it can take a
+    filter that keeps 400,000 customers of 1M for one that keeps 4,000 and join them to their
+    features one index probe at a time: 1.2 s at 1M. Hashing or merging the two sides costs two
+    scans whatever the rule (a rule that keeps a handful of customers pays a scan of the
+    features it would have skipped: about 0.1 s at 1M).
+    """
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        return qs.count()
+    from .engine import plan_settings
+
+    with transaction.atomic(), plan_settings(enable_nestloop="off"):
+        return qs.count()
+
+
 def segments_with_counts() -> list:
     """Segments with `customers` set to the size of their audience now (one COUNT each)."""
     from accounts.models import Customer
@@ -46,7 +66,7 @@ def segments_with_counts() -> list:
     as_of = latest_as_of()
     segments = list(Segment.objects.order_by("name"))
     for segment in segments:
-        segment.customers = Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q).count()
+        segment.customers = audience_count(Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q))
     return segments
 
 

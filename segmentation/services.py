@@ -169,7 +169,7 @@ def tier_override_revoke(*, override: TierOverride, by=None) -> TierOverride:
 # --- Segments and previews ---------------------------------------------------------------------
 def segment_preview(*, rule, sample: int = 10, as_of: datetime | None = None) -> dict:
     """Count and a sample of the customers a rule matches (validates the rule first)."""
-    from .selectors import latest_as_of
+    from .selectors import audience_count, latest_as_of
 
     as_of = as_of or latest_as_of()
     compiled = compile_rule(rule, as_of=as_of)
@@ -177,26 +177,6 @@ def segment_preview(*, rule, sample: int = 10, as_of: datetime | None = None) ->
     count = audience_count(qs)
     rows = list(qs.order_by("-id").values("id", "external_id", "name", "email")[:sample])
     return {"count": count, "sample": rows, "as_of": as_of}
-
-
-def audience_count(qs) -> int:
-    """COUNT of the customers a rule matches.
-
-    PostgreSQL: with nested loops off. The planner has no statistics on the keys of customers'
-    JSON attributes (nor on a rule's conditions across tables together), so it can take a
-    filter that keeps 400,000 customers of 1M for one that keeps 4,000 and join them to their
-    features one index probe at a time: 1.2 s at 1M. Hashing or merging the two sides costs two
-    scans whatever the rule (a rule that keeps a handful of customers pays a scan of the
-    features it would have skipped: about 0.1 s at 1M).
-    """
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return qs.count()
-    from .engine import plan_settings
-
-    with transaction.atomic(), plan_settings(enable_nestloop="off"):
-        return qs.count()
 
 
 def segment_create(*, name: str, slug: str, rule, description: str = "", by=None) -> Segment:

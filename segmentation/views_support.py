@@ -23,7 +23,7 @@ from .choices import ModelKind, RunStatus
 from .models import (Cluster, CustomerFeatures, Dimension, Membership, PredictiveModel, RecomputeRun, Segment, Tier,
                      TierChange, TierOverride, TierSnapshot)
 from .rules import ATTR, TIER, compile_rule, field_catalogue
-from .selectors import latest_as_of
+from .selectors import audience_count, latest_as_of
 
 # --- Labels (translated) of rule fields and operators -------------------------------------------
 # rules.FIELDS carries English labels for the API; the staff pages show these, translated.
@@ -217,7 +217,7 @@ def rule_preview(*, rule: Any, tier: Tier | None = None, sample: int = 10) -> di
 
     Raises RuleError naming every problem (for a tier: a reference to its own dimension too).
     """
-    from .services import audience_count, segment_preview
+    from .services import segment_preview
 
     as_of = latest_as_of()
     if tier is not None:
@@ -257,7 +257,7 @@ def segment_counts(segments: list[Segment]) -> list[Segment]:
     for segment in segments:
         segment.customers, segment.error = None, ""
         try:
-            segment.customers = Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q).count()
+            segment.customers = audience_count(Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q))
         except Exception as exc:  # noqa: BLE001 - a rule broken by a renamed tier shows as an error, not a 500
             segment.error = getattr(exc, "message", str(exc))
     return segments
