@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.paginator import Paginator
-from django.db import connections
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.core.errors import ApplicationError
+from crm.core.pagination import EstimatedCountPaginator
 
 from .forms import ApiKeyAdminForm
 from .models import ApiKey, Customer, DataImport, Event, Feedback
@@ -26,28 +24,6 @@ from .sentiment import analyze
 
 PII_PERMISSION = "accounts.view_customer_pii"
 PII_FIELDS = ("name", "email", "phone")
-
-
-class EstimatedCountPaginator(Paginator):
-    """Exact counts, except an unfiltered count of a big PostgreSQL table: the planner's estimate.
-
-    COUNT(*) over 10^8 events takes tens of seconds; pg_class.reltuples answers at once and is
-    as good as exact for "page 1 of 4,000,000".
-    """
-
-    ESTIMATE_ABOVE = 100_000
-
-    @cached_property
-    def count(self) -> int:
-        qs = self.object_list
-        connection = connections[getattr(qs, "db", "default")]
-        if connection.vendor == "postgresql" and hasattr(qs, "query") and not qs.query.where:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [qs.model._meta.db_table])
-                row = cursor.fetchone()
-            if row and row[0] and row[0] > self.ESTIMATE_ABOVE:
-                return int(row[0])
-        return super().count
 
 
 class ErasedFilter(admin.SimpleListFilter):

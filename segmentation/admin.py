@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from crm.core.errors import ApplicationError
+from crm.core.pagination import EstimatedCountPaginator
 from crm.core.translations import (TranslationsFormMixin, add_translation_fields, dropped_translations_message,
                                    translation_field_name, translation_languages)
 
@@ -231,21 +232,30 @@ class CustomerFeaturesAdmin(ReadOnlyAdmin):
 class MembershipAdmin(ReadOnlyAdmin):
     list_display = (customer_ref, "dimension", "tier", "since", "overridden")
     list_filter = ("dimension", "overridden", "tier__is_vip")
-    search_fields = ("customer__external_id",)
+    search_fields = ("=customer__external_id",)
+    search_help_text = _("Exact customer external id.")
     list_select_related = ("customer", "dimension", "tier")
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     ordering = ("-id",)
+    sortable_by = ()
 
 
 @admin.register(TierChange)
 class TierChangeAdmin(ReadOnlyAdmin):
+    """Four changes per customer on a first run: millions of rows. Newest first by id (changes are
+    appended run after run), the unfiltered count estimated, no date drill-down (it lists the
+    distinct years and months of every row) and no sorting by unindexed columns."""
+
     list_display = (customer_ref, "dimension", "from_tier", "to_tier", "at", "cause", "run")
     list_filter = ("dimension", "cause")
-    search_fields = ("customer__external_id",)
+    search_fields = ("=customer__external_id",)
+    search_help_text = _("Exact customer external id.")
     list_select_related = ("customer", "dimension", "from_tier", "to_tier", "run")
-    date_hierarchy = "at"
     show_full_result_count = False
-    ordering = ("-at", "-id")
+    paginator = EstimatedCountPaginator
+    ordering = ("-id",)
+    sortable_by = ()
 
 
 @admin.register(TierSnapshot)

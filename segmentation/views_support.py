@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
@@ -23,7 +23,7 @@ from .choices import ModelKind, RunStatus
 from .models import (Cluster, CustomerFeatures, Dimension, Membership, PredictiveModel, RecomputeRun, Segment, Tier,
                      TierChange, TierOverride, TierSnapshot)
 from .rules import ATTR, TIER, compile_rule, field_catalogue
-from .selectors import audience_count, latest_as_of
+from .selectors import audience_count, dimensions_with_counts, latest_as_of
 
 # --- Labels (translated) of rule fields and operators -------------------------------------------
 # rules.FIELDS carries English labels for the API; the staff pages show these, translated.
@@ -173,10 +173,9 @@ class TierRow:
 
 
 def dimensions_overview() -> list[dict]:
-    """Active dimensions with their tiers, sizes and shares (two queries)."""
-    tiers = Tier.objects.annotate(customers=Count("memberships")).order_by("order", "id")
+    """Active dimensions with their tiers, sizes and shares (selectors.dimensions_with_counts)."""
     out = []
-    for dim in Dimension.objects.filter(active=True).prefetch_related(Prefetch("tiers", queryset=tiers)).order_by("order", "slug"):
+    for dim in dimensions_with_counts():
         dim_tiers = list(dim.tiers.all())
         total = sum(t.customers for t in dim_tiers)
         rows = [TierRow(t, t.customers, (100.0 * t.customers / total) if total else 0.0) for t in dim_tiers]

@@ -424,6 +424,20 @@ def test_admin_recompute_action_and_read_only_computed_rows(admin_client, shop):
     assert admin_client.get(reverse("admin:segmentation_customerfeatures_add")).status_code == 403
 
 
+def test_admin_tier_history_and_memberships_list_newest_first_and_find_a_customer_by_exact_id(admin_client, shop):
+    """Millions of rows on a real shop: newest first by id, the unfiltered count estimated on
+    PostgreSQL (crm.core.pagination), and the search an exact external id (an index look-up)."""
+    for model in ("tierchange", "membership"):
+        url = reverse(f"admin:segmentation_{model}_changelist")
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        rows = list(page.context["cl"].result_list)
+        assert [r.pk for r in rows] == sorted((r.pk for r in rows), reverse=True)
+        found = admin_client.get(url, {"q": "vip"}).context["cl"].result_list
+        assert found and {r.customer.external_id for r in found} == {"vip"}
+        assert not admin_client.get(url, {"q": "vi"}).context["cl"].result_list  # exact, not a substring
+
+
 def test_admin_pins_go_through_the_service(admin_client, shop):
     lapsed, high = shop["lapsed"], tier("value", "high")
     expires = timezone.now() + timedelta(days=3)
