@@ -129,7 +129,8 @@ def plan_settings(**gucs: str):
     """PostgreSQL: planner settings for the statements inside, then back to what they were.
 
     A full run reads whole tables, and two of its statements have a far better plan than the
-    one the planner's cost model picks (see build_base and _build_diff); elsewhere a no-op.
+    one the planner's cost model picks (see build_base and _build_diff); a rule's count is
+    another (selectors.audience_count). Elsewhere a no-op.
     """
     if not _pg():
         yield
@@ -188,7 +189,7 @@ def base_features_sql(*, subset: bool, per_customer: bool | None = None) -> str:
         where_c = ""
     # PostgreSQL sums money in whole cents as double precision: its numeric SUM allocates per
     # row and ships a large state between parallel workers, and so does its bigint SUM (a
-    # 128-bit state, serialised per group), while a double is a plain value: 0.4 s of the
+    # 128-bit state, serialised per group), while a double is a plain value: 0.3 s of the
     # aggregation at 10M events. Whole numbers below 2^53 add exactly in a double, in any
     # order, so the sums are exact up to 90 trillion in money per customer. The outer SELECT
     # turns cents back into amounts (x 0.01, not / 100: exact, no rounding when cast to money).
