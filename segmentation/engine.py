@@ -606,9 +606,8 @@ def _replace_features_table(insert_sql: str, params: dict) -> int:
     _exec(f"DROP TABLE {table}")
     _exec(f"ALTER TABLE {new} RENAME TO {table}")
     for tmp, name, constraint, contype in renames:
-        if contype in ("p", "u"):
-            kind = "PRIMARY KEY" if contype == "p" else "UNIQUE"
-            _exec(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {kind} USING INDEX {tmp}")
+        if contype in KEY_CONSTRAINTS:
+            _exec(_key_constraint_sql(table, constraint, contype, tmp))
         else:
             _exec(f"ALTER INDEX {tmp} RENAME TO {name}")
     # Foreign keys the table may have besides the unchecked customer key (none today) come back
@@ -616,6 +615,15 @@ def _replace_features_table(insert_sql: str, params: dict) -> int:
     for name, definition in foreign_keys:
         _exec(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID")
     return rows
+
+
+KEY_CONSTRAINTS = {"p": "PRIMARY KEY", "u": "UNIQUE"}
+
+
+def _key_constraint_sql(table: str, constraint: str, contype: str, index: str) -> str:
+    """The statement that makes `index` the primary key or unique constraint `constraint` again
+    (it takes the constraint's name)."""
+    return f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {KEY_CONSTRAINTS[contype]} USING INDEX {index}"
 
 
 def _indexes_of(table: str) -> list[tuple[str, str, str | None, str | None]]:
@@ -645,15 +653,15 @@ def _bulk_load(table: str, rows: int):
         if cur.fetchone()[0] >= rows:
             yield
             return
-    secondary = [ix for ix in _indexes_of(table) if ix[3] != "p"]
+    # Plain indexes and unique constraints (other constraints' indexes stay).
+    secondary = [ix for ix in _indexes_of(table) if ix[3] in (None, "u")]
     for name, _definition, constraint, _contype in secondary:
         _exec(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}" if constraint else f"DROP INDEX {name}")
     yield
     for name, definition, constraint, contype in secondary:
         _exec(definition)
         if constraint:
-            kind = "UNIQUE" if contype == "u" else "PRIMARY KEY"
-            _exec(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {kind} USING INDEX {name}")
+            _exec(_key_constraint_sql(table, constraint, contype, name))
 
 
 # ---------------------------------------------------------------------------------------
@@ -855,11 +863,21 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
     if not dims:
         return out
     _build_diff(dims, as_of=as_of, subset=subset, small=small)
-    few = True
+    # One pass over the diff, per dimension: its rows, the tier changes among them (the history's
+    # rows, and the answer) and the memberships that are new.
+    with connection.cursor() as cur:
+        cur.execute("""SELECT dimension_id, COUNT(*),
+                              SUM(CASE WHEN old_tier_id IS NULL OR old_tier_id <> tier_id THEN 1 ELSE 0 END),
+                              SUM(CASE WHEN old_tier_id IS NULL THEN 1 ELSE 0 END)
+                         FROM seg_diff GROUP BY dimension_id""")
+        per_dimension = cur.fetchall()
+    slug = {int(d.id): d.slug for d in dims}
+    for dim_id, _rows, changed, _new in per_dimension:
+        out[slug[int(dim_id)]] = int(changed)
+    few = sum(rows for _dim, rows, _changed, _new in per_dimension) <= FEW_CHANGES
     key_lookups: dict[str, str] = {}  # a small incremental run has them for its whole transaction
     if _pg():
         _exec("ANALYZE seg_diff")
-        few = _count("seg_diff") <= FEW_CHANGES
         if few and not (subset and small):
             # A few rows out of millions: update the memberships through their (customer,
             # dimension) key rather than scanning all of them (the planner prefers the scan
@@ -868,22 +886,14 @@ def assign_dimensions(dims: list[Dimension], *, as_of: datetime, run_id: int | N
     model_dims = [int(d.id) for d in dims if d.kind == DimensionKind.CLUSTER] or [0]
     p = {"as_of": _ts(as_of), "run": run_id, "rule": str(ChangeCause.RULE), "model": str(ChangeCause.MODEL),
          "override": str(ChangeCause.OVERRIDE)}
-    incoming = (0, 0)
-    if not few:
-        with connection.cursor() as cur:
-            cur.execute("""SELECT COUNT(*) FILTER (WHERE old_tier_id IS NULL OR old_tier_id <> tier_id),
-                                  COUNT(*) FILTER (WHERE old_tier_id IS NULL) FROM seg_diff""")
-            incoming = cur.fetchone()
     with plan_settings(**key_lookups):
-        _write_diff(model_dims, p, changes=incoming[0], new_memberships=incoming[1])
+        if few:
+            _write_diff(model_dims, p)
+        else:
+            _write_diff(model_dims, p, changes=sum(int(c) for _d, _r, c, _n in per_dimension),
+                        new_memberships=sum(int(n) for _d, _r, _c, n in per_dimension))
     if _pg() and not few:
         _exec(f"ANALYZE {MEMBERSHIP_TABLE}")  # many rows changed: keep the next plans right
-    slug = {int(d.id): d.slug for d in dims}
-    with connection.cursor() as cur:
-        cur.execute("""SELECT dimension_id, COUNT(*) FROM seg_diff
-                        WHERE old_tier_id IS NULL OR old_tier_id <> tier_id GROUP BY dimension_id""")
-        for dim_id, n in cur.fetchall():
-            out[slug[int(dim_id)]] = n
     _drop_temp("seg_diff")
     return out
 

@@ -133,7 +133,7 @@ class _Compiler:
         self.errors: list[dict[str, str]] = []
         self.count = 0
         self.tier_refs: set[str] = set()
-        self._tiers: dict[str, set[str]] | None = None
+        self._tiers: dict[str, tuple[int, dict[str, int]]] | None = None  # see tier()
 
     # -- errors ------------------------------------------------------------------------
     def fail(self, path: str, message: str) -> Q:
