@@ -28,6 +28,7 @@ app.conf.update(
         "accounts.tasks.*": {"queue": "ingest"},
         "segmentation.tasks.*": {"queue": "recompute"},
         "segmentation.tasks_ml.*": {"queue": "train"},  # model training (segmentation/tasks_ml.py)
+        "recommendations.tasks.recs_refresh_*": {"queue": "default"},  # ready lists (listed before the rest)
         "recommendations.tasks.*": {"queue": "train"},
         "campaigns.tasks.send_*": {"queue": "send"},
         "crm.core.tasks.*": {"queue": "default"},

@@ -135,10 +135,21 @@ def state_changed() -> None:
 
     def drop():
         cache.delete(STATE_KEY)
-        _state_copy.update(value=None, at=0.0)
+        forget_serving_state()
+
+    def drop_and_refresh():
+        from .ready import enqueue_refresh_all
+
+        drop()
+        enqueue_refresh_all()  # every ready list's signature names the old state
 
     drop()
-    transaction.on_commit(drop)
+    transaction.on_commit(drop_and_refresh)
+
+
+def forget_serving_state() -> None:
+    """Drop this process's copy of the serving state (the next call reads the shared one)."""
+    _state_copy.update(value=None, at=0.0)
 
 
 def bump_cache_generation() -> None:
@@ -225,9 +236,10 @@ _catalog: dict = {"value": None, "at": 0.0}
 _catalog_lock = threading.Lock()
 
 
-def catalog() -> Catalog:
-    """Every item's availability and category, refreshed per process every RECS_CATALOG_TTL s."""
-    ttl = conf("RECS_CATALOG_TTL", 30.0)
+def catalog(fresh: bool = False) -> Catalog:
+    """Every item's availability and category, refreshed per process every RECS_CATALOG_TTL s
+    (now, with `fresh`)."""
+    ttl = 0.0 if fresh else conf("RECS_CATALOG_TTL", 30.0)
     now = time.monotonic()
     value = _catalog["value"]
     if value is not None and now - _catalog["at"] < ttl:

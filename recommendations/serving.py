@@ -37,7 +37,8 @@ from .features import event_weights
 from .model_store import DEFAULT_CONFIG, bump_cache_generation, catalog, conf, serving_model, serving_state
 
 MAX_LIMIT = 100
-RANKED_LENGTH = MAX_LIMIT + 20  # stored per signature: any limit, plus some for items going out of stock
+STOCK_MARGIN = 20  # items ranked beyond the limit, for items that go out of stock after ranking
+RANKED_LENGTH = MAX_LIMIT + STOCK_MARGIN  # stored per signature on request: enough for any limit
 MAX_SIGNATURES = 8  # per customer entry
 EXCLUDE_MAX = 200
 STRENGTH = {"purchase": 4, "add_to_cart": 3, "rate": 2, "review": 2, "view": 1, "click": 1, "rec_click": 1}
@@ -112,9 +113,9 @@ class Plan:
     arm: str | None = None
 
 
-def serving_plan(customer: str) -> Plan:
+def serving_plan(customer: str, state: dict | None = None) -> Plan:
     """Which model and configuration answer this customer (experiment arm or the active model)."""
-    state = serving_state()
+    state = state or serving_state()
     active = state["active"].get(ModelUse.CUSTOMER)
     exp = state["experiment"]
     model_id, arm_config, exp_id, arm = active, {}, None, None
@@ -133,21 +134,48 @@ def serving_plan(customer: str) -> Plan:
 
 # --- cache ------------------------------------------------------------------------------------
 
-def customer_cache_key(external_id: str) -> str:
+def signature(plan: Plan, state: dict, category: str | None, exclude: tuple[str, ...]) -> str:
+    """What a ranked list depends on besides the customer: model, arm, state version (which
+    covers rules, configurations and the cache generation), category, exclusions."""
+    return f"{plan.model_id}:{plan.sha[:10]}:{plan.arm}:{state['version']}:{category}:{','.join(exclude)}"
+
+
+def deep_enough(payload: dict, limit: int) -> bool:
+    """Whether a stored list answers `limit` items with room for items that went out of stock
+    since (ready lists are kept shorter than the lists computed on request)."""
+    return payload.get("complete", False) or payload.get("depth", RANKED_LENGTH) >= limit + STOCK_MARGIN
+
+
+def ready_seconds() -> int:
+    return int(conf("RECS_READY_SECONDS", 2 * 86400))
+
+
+def customer_cache_key(external_id: str, kind: str = "c") -> str:
+    """The customer's entry ("c") or ready-list marker ("m", ready.py)."""
     if len(external_id) <= 100 and external_id.isascii() and external_id.isprintable() and " " not in external_id:
-        return f"recs:c:{external_id}"
-    return "recs:c#" + hashlib.sha1(external_id.encode()).hexdigest()
+        return f"recs:{kind}:{external_id}"
+    return f"recs:{kind}#" + hashlib.sha1(external_id.encode()).hexdigest()
 
 
 def invalidate_customers(external_ids) -> None:
-    """Drop the cached recommendations of these customers (one cache round trip)."""
-    keys = [customer_cache_key(x) for x in external_ids]
-    for start in range(0, len(keys), 1000):
-        cache.delete_many(keys[start : start + 1000])
+    """Drop the cached recommendations of these customers (two cache round trips per 1,000):
+    first their markers move, so that a ready-list refresh running now does not put back a list
+    ranked without the change (ready.py), then their entries go."""
+    external_ids = list(external_ids)
+    for start in range(0, len(external_ids), 1000):
+        chunk = external_ids[start : start + 1000]
+        token = secrets.token_hex(6)
+        cache.set_many({customer_cache_key(x, kind="m"): token for x in chunk}, ready_seconds())
+        cache.delete_many([customer_cache_key(x) for x in chunk])
 
 
 def on_events_stored(sender, customers, **kwargs) -> None:
+    """accounts' events_stored receiver (after commit): the customers' lists go now, and their
+    ready lists are made again by a worker."""
+    from .ready import enqueue_refresh_customers
+
     invalidate_customers(customers)
+    enqueue_refresh_customers(customers)
 
 
 # Up to this many tier changes in one run, their customers' entries are dropped one by one;
@@ -169,7 +197,11 @@ def on_tiers_changed(sender=None, changes=None, **kwargs) -> None:
     if len(sample) > TIER_INVALIDATE_ONE_BY_ONE:
         bump_cache_generation()
         return
-    invalidate_customers(Customer.objects.filter(pk__in=set(sample)).values_list("external_id", flat=True))
+    from .ready import enqueue_refresh_customers
+
+    external_ids = list(Customer.objects.filter(pk__in=set(sample)).values_list("external_id", flat=True))
+    invalidate_customers(external_ids)
+    enqueue_refresh_customers(external_ids)
 
 
 # --- the customer's side ----------------------------------------------------------------------
@@ -184,23 +216,30 @@ class CustomerContext:
     tiers: list[tuple[int, str, str, bool, dict]]  # (tier pk, dimension slug, tier name, is_vip, translations)
 
 
-def _context_sql() -> str:
-    """One statement for the customer, their latest item events and their tiers (three indexed
-    look-ups through the unique external id), instead of three ORM queries: on the hot path the
-    ORM's query building costs more than the database."""
+def context_sql_parts() -> dict[str, str]:
+    """Quoted table names and the vendor's expressions the context statements are made of."""
     from django.db import connection
 
     from segmentation.models import Dimension, Tier
 
     q = connection.ops.quote_name
-    customer, event = q(Customer._meta.db_table), q(Event._meta.db_table)
-    membership, dimension, tier = q(Membership._meta.db_table), q(Dimension._meta.db_table), q(Tier._meta.db_table)
+    parts = {"customer": q(Customer._meta.db_table), "event": q(Event._meta.db_table),
+             "membership": q(Membership._meta.db_table), "dimension": q(Dimension._meta.db_table),
+             "tier": q(Tier._meta.db_table)}
     if connection.vendor == "postgresql":
-        epoch = "EXTRACT(EPOCH FROM e.occurred_at)::float8"
-        no_json = "CAST(NULL AS jsonb)"
+        parts.update(epoch="EXTRACT(EPOCH FROM e.occurred_at)::float8", no_json="CAST(NULL AS jsonb)")
     else:
-        epoch = "(julianday(e.occurred_at) - 2440587.5) * 86400.0"
-        no_json = "CAST(NULL AS text)"
+        parts.update(epoch="(julianday(e.occurred_at) - 2440587.5) * 86400.0", no_json="CAST(NULL AS text)")
+    return parts
+
+
+def _context_sql() -> str:
+    """One statement for the customer, their latest item events and their tiers (three indexed
+    look-ups through the unique external id), instead of three ORM queries: on the hot path the
+    ORM's query building costs more than the database."""
+    p = context_sql_parts()
+    customer, event, membership, dimension, tier = p["customer"], p["event"], p["membership"], p["dimension"], p["tier"]
+    epoch, no_json = p["epoch"], p["no_json"]
     return f"""
         SELECT 0, c.id, CAST(NULL AS text), CAST(NULL AS float8), CAST(NULL AS text), CAST(NULL AS boolean),
                CAST(NULL AS bigint), {no_json} FROM {customer} c
@@ -267,7 +306,13 @@ def _translations(raw) -> dict:
 
 
 def _customer_context(external_id: str, model: ServingModel, config: dict, now: float) -> CustomerContext:
-    rows = _customer_rows(external_id, int(config["history_events"]))
+    return context_from_rows(_customer_rows(external_id, int(config["history_events"])), model, config, now)
+
+
+def context_from_rows(rows: list[tuple], model: ServingModel, config: dict, now: float) -> CustomerContext:
+    """The context from the context query's rows (kind 0: the customer; 1: their item events,
+    latest first; 2: their tiers). Ready lists (ready.py) build the rows of many customers with
+    one statement and come through here too, so both paths rank the same input."""
     pk = next((r[1] for r in rows if r[0] == 0), None)
     if pk is None:
         empty = History(np.empty(0, dtype=np.int64), np.empty(0), [])
@@ -319,9 +364,10 @@ def _minmax(s: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (s - lo) / span
 
 
-def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: str | None,
-          exclude: tuple[str, ...], rules: dict) -> dict:
-    """The ranked list for a customer: [(item pk, score, reason code, reason arg)], strategy."""
+def rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: str | None,
+         exclude: tuple[str, ...], rules: dict, depth: int = RANKED_LENGTH) -> dict:
+    """The ranked list for a customer: [(item pk, score, reason code, reason arg)], strategy,
+    and `depth`, how long the list was allowed to be (pinned items come on top of it)."""
     cat = catalog()
     avail, codes, names = cat.columns(model)
     allowed = avail.copy()
@@ -379,7 +425,7 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
     for col, _why in pinned:
         scores[col] = -np.inf  # shown first, once
     n_ok = int(np.isfinite(scores).sum())
-    take = min(RANKED_LENGTH + 60, n_ok)
+    take = min(RANKED_LENGTH + 60, n_ok)  # whatever the depth: the cap below orders these
     if take:
         top = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -400,7 +446,8 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
         rank_in_category[order] = np.arange(len(order)) - group_start
         over = (rank_in_category >= cap) & (ctop >= 0)
         top = np.concatenate([top[~over], top[over]])
-    top = top[:RANKED_LENGTH]
+    complete = len(top) <= depth
+    top = top[:depth]  # a prefix of the list any other depth gives
 
     best_hist, _strength = model.contributions(ctx.history, top)
     ranked = [(int(model.item_pks[col]), round(float(before[col]), 4), "pinned", [tier_name, bool(is_vip), tier_translations])
@@ -425,7 +472,8 @@ def _rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: 
     if strategy == "personalised" and not all(r[2] in ("bought", "carted", "rated", "viewed", "for_you", "pinned")
                                               for r in ranked[:10]):
         strategy = "mixed"
-    return {"ranked": ranked, "strategy": strategy, "known": ctx.pk is not None}
+    return {"ranked": ranked, "strategy": strategy, "known": ctx.pk is not None, "depth": depth,
+            "complete": complete}
 
 
 # --- reasons ----------------------------------------------------------------------------------
@@ -524,20 +572,24 @@ def customer_recommendations(*, external_id: str, limit: int = 10, category: str
     category = check_category(category)
     plan = serving_plan(external_id)
     state = serving_state()
-    sig = f"{plan.model_id}:{plan.sha[:10]}:{plan.arm}:{state['version']}:{category}:{','.join(exclude)}"
+    sig = signature(plan, state, category, exclude)
     key = customer_cache_key(external_id)
     entry = (cache.get(key) if use_cache else None) or {}
     payload = entry.get(sig)
-    if payload is None:
+    if payload is None or not deep_enough(payload, limit):
         model = serving_model(plan.model_id, plan.sha)
         ctx = _customer_context(external_id, model, plan.config, now if now is not None else time.time())
-        payload = _rank(model=model, ctx=ctx, config=plan.config, category=category, exclude=exclude,
-                        rules=state["rules"])
+        payload = rank(model=model, ctx=ctx, config=plan.config, category=category, exclude=exclude,
+                       rules=state["rules"])
         if use_cache:
+            # An entry holding a ready list (ready.py) keeps the ready lists' lifetime: the
+            # answers added to it go with the customer's next event like the list does.
+            payload["ready"] = bool(entry.get(sig, {}).get("ready"))  # a ready list asked deeper
             if len(entry) >= MAX_SIGNATURES:
-                entry = {}
+                entry = {s: p for s, p in entry.items() if p.get("ready")}
             entry[sig] = payload
-            cache.set(key, entry, conf("RECS_CACHE_SECONDS", 600))
+            ready = any(p.get("ready") for p in entry.values())
+            cache.set(key, entry, ready_seconds() if ready else conf("RECS_CACHE_SECONDS", 600))
     rec_id = rec_id_prefix(plan.model_id, plan.experiment_id, plan.arm) + secrets.token_hex(6)
     return {
         "customer": external_id,

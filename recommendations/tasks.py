@@ -1,5 +1,5 @@
-"""Celery tasks of recommendations (queue "train", routed by module in crm/celery.py): thin,
-ids in, one service call. Training is single-flight and a finished row is never retrained,
+"""Celery tasks of recommendations (queue "train", ready lists on "default"; routes in
+crm/celery.py): thin, ids in, one service call. Training is single-flight and a finished row is never retrained,
 so a task delivered twice does nothing new."""
 from __future__ import annotations
 
@@ -24,3 +24,19 @@ def recommender_train_nightly(algorithm: str = TrainAlgorithm.EASE, window_days:
     from .services import recommender_train_nightly as nightly
 
     nightly(algorithm=algorithm, window_days=window_days, holdout_days=holdout_days, activate=activate)
+
+
+# Ready lists (ready.py) run on the default queue: behind a three-hour training they would be
+# stale before they were made.
+@shared_task(soft_time_limit=2 * 3600, time_limit=2 * 3600 + 120, ignore_result=True)
+def recs_refresh_ready() -> None:
+    from .ready import refresh_all
+
+    refresh_all()
+
+
+@shared_task(soft_time_limit=15 * 60, time_limit=16 * 60, ignore_result=True)
+def recs_refresh_customers(external_ids: list[str]) -> None:
+    from .ready import refresh_customers
+
+    refresh_customers(external_ids)

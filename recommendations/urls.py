@@ -7,6 +7,7 @@ app_name = "recommendations"
 urlpatterns = [
     path("", views.ModelListView.as_view(), name="overview"),
     path("models/train/", views.ModelTrainView.as_view(), name="train"),
+    path("models/ready/refresh/", views.ReadyRefreshView.as_view(), name="ready-refresh"),
     path("models/<int:pk>/", views.ModelDetailView.as_view(), name="model-detail"),
     path("models/<int:pk>/status/", views.ModelStatusView.as_view(), name="model-status"),
     path("models/<int:pk>/activate/", views.ModelActivateView.as_view(), name="activate"),

@@ -24,6 +24,7 @@ from . import selectors, services
 from .choices import ModelUse
 from .forms import ExperimentForm, TierRuleForm, TrainForm
 from .models import Experiment, TierRule, TrainedModel
+from .ready import enqueue_refresh_all, ready_status
 
 VIEW_MODELS = "recommendations.view_trainedmodel"
 
@@ -87,8 +88,19 @@ class ModelListView(PageMixin, MethodPermissionMixin, TemplateView):
             m.attribution = attribution.get(m.pk)
         active = {m.use: m for m in TrainedModel.objects.defer("artefact").filter(active=True)}
         context.update(models=models, page_obj=page, sort=sort, chart=selectors.metrics_chart(models),
-                       train_form=kwargs.get("train_form") or TrainForm(), active=active)
+                       train_form=kwargs.get("train_form") or TrainForm(), active=active, ready=ready_status())
         return context
+
+
+class ReadyRefreshView(MethodPermissionMixin, View):
+    """Queue a refresh of every customer's ready list (recommendations/ready.py)."""
+
+    permission_required = (VIEW_MODELS, "recommendations.change_trainedmodel")
+
+    def post(self, request):
+        enqueue_refresh_all()
+        messages.success(request, _("A refresh of the ready lists is queued; this page shows it when it is done."))
+        return redirect("recommendations:overview")
 
 
 class ModelTrainView(MethodPermissionMixin, View):

@@ -130,7 +130,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "stratum",
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="stratum"),  # two instances on one Redis
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
@@ -295,6 +295,14 @@ INGEST_MAX_PROPERTIES_BYTES = 4096
 # Segmentation: memory for the per-customer aggregation of a recompute (PostgreSQL SET LOCAL),
 # so that it does not spill to disk.
 SEGMENTATION_WORK_MEM = env.str("SEGMENTATION_WORK_MEM", default="256MB")
+
+# --- Recommendations serving (recommendations/serving.py, ready.py) -----------------------
+RECS_PREPARED_STATEMENTS = env.bool("RECS_PREPARED_STATEMENTS", default=True)
+RECS_CACHE_SECONDS = env.int("RECS_CACHE_SECONDS", default=600)  # a list ranked on request
+RECS_READY_LISTS = env.bool("RECS_READY_LISTS", default=True)  # rank recently seen customers' lists ahead
+RECS_READY_DAYS = env.int("RECS_READY_DAYS", default=30)  # "recently seen"
+RECS_READY_DEPTH = env.int("RECS_READY_DEPTH", default=40)  # items per ready list
+RECS_READY_SECONDS = env.int("RECS_READY_SECONDS", default=2 * 86400)  # a ready list's lifetime in Redis
 
 # --- Campaigns (campaigns app) ------------------------------------------------------------
 # At most this many marketing messages per customer per rolling 7 days (0: no cap).

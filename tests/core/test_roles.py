@@ -57,6 +57,7 @@ EXPECTED: dict[str, dict[str, tuple | None]] = {
     "recommendations:model-detail": {"GET": (200, 403, 200, 403, 302), "POST": None},
     "recommendations:model-status": {"GET": (200, 403, 200, 403, 302), "POST": None},
     "recommendations:activate": {"GET": (405, 403, 403, 403, 302), "POST": (OK, 403, 403, 403, 302)},
+    "recommendations:ready-refresh": {"GET": (405, 403, 403, 403, 302), "POST": (OK, 403, 403, 403, 302)},
     "recommendations:rules": {"GET": (200, 403, 200, 403, 302), "POST": (OK, 403, 403, 403, 302)},
     "recommendations:rule-change": {"GET": (405, 403, 403, 403, 302), "POST": (OK, 403, 403, 403, 302)},
     "recommendations:experiments": {"GET": (200, 403, 200, 403, 302), "POST": (OK, 403, 403, 403, 302)},
