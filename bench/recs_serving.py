@@ -17,7 +17,9 @@ What it does:
    - ping: the trivial endpoint;
    - recs (ready lists): a random customer of all --customers, after a refresh of every
      customer's ready list (recommendations/ready.py, what workers keep up to date in
-     production; its time is printed too) — how a storefront is served;
+     production; its time is printed too, and the time to re-make 20,000 customers' lists
+     from the pending set, as the worker does after their events) — how a storefront is
+     served;
    - recs (ranked on request): a random customer of all --customers with the cache emptied
      first, so nearly every request ranks from scratch (one query, numpy over every item, a
      cache write): a customer whose events arrived a moment ago, before a worker re-made
@@ -323,21 +325,40 @@ def cpu_per_request(key: str, customers: int, n: int = 300) -> dict:
     ids = [f"bc{rnd.randrange(customers)}" for _ in range(n)]
     pool = [f"/api/v1/customers/{c}/recommendations/?limit=10" for c in ids]
 
-    def run(paths):
-        t = time.process_time()
-        for path in paths:
-            assert client.get(path).status_code == 200
-        return (time.process_time() - t) / len(paths) * 1000
+    def run(paths, repeat: int = 1):  # the lowest of `repeat` passes (a pass ranks what it does not find)
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.process_time()
+            for path in paths:
+                assert client.get(path).status_code == 200
+            best = min(best, (time.process_time() - t) / len(paths) * 1000)
+        return best
 
     run(["/api/v1/ping/"] * 50)
     drop_recs_cache()
-    out = {"ping": run(["/api/v1/ping/"] * n), RANKED: run(pool)}
+    out = {"ping": run(["/api/v1/ping/"] * n, repeat=3), RANKED: run(pool)}
     from recommendations.ready import refresh_customers
 
     drop_recs_cache()
     refresh_customers(ids)
-    out["recs (ready lists)"] = run(pool)
+    out[READY] = run(pool, repeat=3)
     return out
+
+
+def drain_after_events(customers: int, n: int = 20_000) -> tuple[int, float]:
+    """The per-customer path: n random customers pending after their events (as ingest leaves
+    them), their lists re-made by the drain a worker runs (here in this process)."""
+    from recommendations.ready import drain_pending, enqueue_refresh_customers
+
+    rnd = random.Random(11)
+    ids = sorted({f"bc{rnd.randrange(customers)}" for _ in range(n)})
+    from recommendations.serving import invalidate_customers
+
+    invalidate_customers(ids)
+    enqueue_refresh_customers(ids)  # queues one drain message (no worker here: this process drains)
+    t0 = time.perf_counter()
+    stored = drain_pending()
+    return stored, time.perf_counter() - t0
 
 
 def refresh_ready() -> dict:
@@ -409,6 +430,7 @@ def main() -> None:
             drop_recs_cache()
             results[(RANKED, clients)] = measure(base, plain, everyone, clients, args.duration)
         ready = refresh_ready()
+        drained = drain_after_events(args.customers)
         measure(base, plain, pool, 8, 2)
         for clients in (8, 32):
             results[(READY, clients)] = measure(base, plain, everyone, clients, args.duration)
@@ -424,6 +446,8 @@ def main() -> None:
     print(f"ready lists: {ready['stored']:,} of {ready['customers']:,} customers ranked and stored in "
           f"{ready['seconds']:.1f} s ({ready['customers'] / max(ready['seconds'], 1e-9):,.0f} customers/s, one process, "
           f"{ready['depth']} items each)")
+    print(f"lists re-made after events: {drained[0]:,} customers drained from the pending set in {drained[1]:.1f} s "
+          f"({drained[0] / max(drained[1], 1e-9):,.0f} customers/s, one process)")
     print(f"{'endpoint':<25} {'p50 @8 (ms)':>12} {'p99 @8 (ms)':>12} {'req/s @8':>10} {'req/s @32':>10} {'p50 @32':>8} "
           f"{'p99 @32':>8} {'errors':>7}")
     for name in ("ping", READY, RANKED):

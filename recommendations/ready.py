@@ -8,7 +8,9 @@ list is the entry `customer_recommendations` would have cached itself (same sign
 `context_from_rows` and `rank`), only computed for many customers at once, with their
 contexts read by one statement per chunk.
 
-Who has one: customers seen in the last RECS_READY_DAYS days (default 30), not erased.
+On where RECS_READY_LISTS says (by default where REDIS_URL is set: a cache shared by web
+processes and workers). Who has one: customers seen in the last RECS_READY_DAYS days (default
+30), not erased.
 When they are made:
 - all of them, after any change of what serves (`model_store.state_changed`: a model
   activated, a rule or experiment changed, the cache generation moved), and every
@@ -47,11 +49,13 @@ CHUNK = 500
 STATUS_KEY = "recs:ready:status"
 LOCK_KEY = "recs:ready:lock"
 AGAIN_KEY = "recs:ready:again"
+PENDING_KEY = "recs:ready:pending"  # customers waiting for their list (a Redis set)
+DRAIN_KEY = "recs:ready:draining"  # a drain task is queued or running
 LOCK_SECONDS = 300  # extended after every chunk: a crashed refresh frees the lock this soon
 
 
 def ready_enabled() -> bool:
-    return bool(conf("RECS_READY_LISTS", True))
+    return bool(conf("RECS_READY_LISTS", False))
 
 
 def ready_depth() -> int:
@@ -234,12 +238,15 @@ def _refresh_all_once() -> dict:
     return status
 
 
-def ready_status() -> dict | None:
-    """The last full refresh (for the models page), with whether it matches what serves now."""
+def ready_status() -> dict:
+    """The last full refresh (for the models page), with whether it matches what serves now;
+    {"enabled": False} when ready lists are off."""
+    if not ready_enabled():
+        return {"enabled": False}
     status = cache.get(STATUS_KEY)
     if status is None:
-        return None
-    return {**status, "started": datetime.fromisoformat(status["started"]),
+        return {"enabled": True, "running": cache.get(LOCK_KEY) is not None}
+    return {**status, "enabled": True, "started": datetime.fromisoformat(status["started"]),
             "current": status.get("version") == serving_state()["version"],
             "running": cache.get(LOCK_KEY) is not None}
 
@@ -259,12 +266,54 @@ def enqueue_refresh_all() -> None:
         logger.exception("recs_ready_enqueue_failed scope=all")
 
 
+def _redis():
+    """The raw Redis client under django-redis, else None (the local-memory cache of tests)."""
+    client = getattr(cache, "client", None)
+    return client.get_client(write=True) if client is not None and hasattr(client, "get_client") else None
+
+
 def enqueue_refresh_customers(external_ids) -> None:
+    """Ask a worker to re-make these customers' lists.
+
+    On Redis the customers join one pending set, and a drain task is queued only when none is
+    queued or running (a flag set with NX): however fast events arrive, the queue holds one
+    message, and the worker takes the pending customers 500 at a time, one statement each,
+    where a task per ingest call would pay a task's overhead per customer and could fall
+    behind for good. Without Redis, one task per call."""
     if not ready_enabled() or not external_ids:
         return
     from .tasks import recs_refresh_customers
 
     try:
-        recs_refresh_customers.delay(sorted(external_ids))
+        redis = _redis()
+        if redis is None:
+            recs_refresh_customers.delay(sorted(external_ids))
+            return
+        pipe = redis.pipeline(transaction=False)
+        pipe.sadd(cache.make_key(PENDING_KEY), *external_ids)
+        pipe.set(cache.make_key(DRAIN_KEY), 1, nx=True, ex=LOCK_SECONDS)
+        _added, first = pipe.execute()
+        if first:
+            recs_refresh_customers.delay()
     except Exception:  # noqa: BLE001 - the events are stored; their customers rank on request
         logger.exception("recs_ready_enqueue_failed customers=%s", len(external_ids))
+
+
+def drain_pending() -> int:
+    """The drain task: re-make the lists of the pending customers until none is left; returns
+    how many lists it stored. The flag goes before the last look at the set, so a customer
+    added meanwhile is either seen here or queues a new drain."""
+    redis = _redis()
+    if redis is None:
+        return 0
+    pending, flag = cache.make_key(PENDING_KEY), cache.make_key(DRAIN_KEY)
+    stored = 0
+    while True:
+        batch = redis.spop(pending, CHUNK)
+        if batch:
+            stored += refresh_customers([x.decode() if isinstance(x, bytes) else x for x in batch])
+            redis.expire(flag, LOCK_SECONDS)
+            continue
+        redis.delete(flag)
+        if not redis.scard(pending) or not redis.set(flag, 1, nx=True, ex=LOCK_SECONDS):
+            return stored  # nothing left, or a new drain is queued for what came

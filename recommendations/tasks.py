@@ -36,7 +36,11 @@ def recs_refresh_ready() -> None:
 
 
 @shared_task(soft_time_limit=15 * 60, time_limit=16 * 60, ignore_result=True)
-def recs_refresh_customers(external_ids: list[str]) -> None:
-    from .ready import refresh_customers
+def recs_refresh_customers(external_ids: list[str] | None = None) -> None:
+    """These customers' lists; without ids, every customer pending in Redis (ready.py)."""
+    from .ready import drain_pending, refresh_customers
 
-    refresh_customers(external_ids)
+    if external_ids is None:
+        drain_pending()
+    else:
+        refresh_customers(external_ids)

@@ -299,7 +299,9 @@ SEGMENTATION_WORK_MEM = env.str("SEGMENTATION_WORK_MEM", default="256MB")
 # --- Recommendations serving (recommendations/serving.py, ready.py) -----------------------
 RECS_PREPARED_STATEMENTS = env.bool("RECS_PREPARED_STATEMENTS", default=True)
 RECS_CACHE_SECONDS = env.int("RECS_CACHE_SECONDS", default=600)  # a list ranked on request
-RECS_READY_LISTS = env.bool("RECS_READY_LISTS", default=True)  # rank recently seen customers' lists ahead
+# Rank recently seen customers' lists ahead (ready.py): where there is a shared cache and workers.
+# The embedded default keeps its cache in each process, where lists made by one are not seen by another.
+RECS_READY_LISTS = env.bool("RECS_READY_LISTS", default=bool(REDIS_URL))
 RECS_READY_DAYS = env.int("RECS_READY_DAYS", default=30)  # "recently seen"
 RECS_READY_DEPTH = env.int("RECS_READY_DEPTH", default=40)  # items per ready list
 RECS_READY_SECONDS = env.int("RECS_READY_SECONDS", default=2 * 86400)  # a ready list's lifetime in Redis

@@ -21,6 +21,11 @@ from .conftest import DAY
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _ready_lists_on(settings):
+    settings.RECS_READY_LISTS = True  # on by default where REDIS_URL is set (CI); the embedded default has them off
+
+
 @pytest.fixture
 def seen(shop):
     """Every shop customer seen yesterday (the ready population), except two: one seen long ago,
@@ -196,6 +201,46 @@ def test_the_models_page_shows_the_ready_lists_and_queues_a_refresh(admin_client
     assert "58 customers&#x27; lists ranked ahead" in page.content.decode() or \
         "58 customers' lists ranked ahead" in page.content.decode()
     cache.clear()
+    assert "None yet" in admin_client.get("/recommendations/").content.decode()
     response = admin_client.post("/recommendations/models/ready/refresh/")
     assert response.status_code == 302
     assert ready.ready_status()["stored"] == 58  # tasks run in process in tests
+
+
+def test_the_models_page_says_when_ready_lists_are_off(admin_client, trained, settings):
+    settings.RECS_READY_LISTS = False
+    page = admin_client.get("/recommendations/").content.decode()
+    assert "Off: every answer is ranked on its first request" in page
+    assert "/recommendations/models/ready/refresh/" not in page
+
+
+def test_customers_waiting_for_their_lists_share_one_queued_task_on_redis(trained, seen, monkeypatch):
+    """However many ingest calls there are, one drain task is queued at a time; it takes every
+    customer who joined the pending set until it is empty, and the next event queues a new one."""
+    if ready._redis() is None:
+        pytest.skip("the pending set needs Redis (REDIS_URL); without it each call queues its own task")
+    from recommendations import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.recs_refresh_customers, "delay", lambda *args: queued.append(args))
+    cache.clear()
+    ready.enqueue_refresh_customers(["reader-1"])
+    ready.enqueue_refresh_customers(["reader-2", "runner-3"])
+    assert queued == [()]  # one message, for both calls
+    assert entry("reader-1") is None
+    assert ready.drain_pending() == 3
+    assert all(entry(c) for c in ("reader-1", "reader-2", "runner-3"))
+    assert ready._redis().scard(cache.make_key(ready.PENDING_KEY)) == 0
+    ready.enqueue_refresh_customers(["reader-5"])
+    assert queued == [(), ()]  # the drain ended: a new event queues a new one
+
+
+def test_without_redis_each_call_queues_its_own_task(trained, seen, monkeypatch):
+    from recommendations import tasks
+
+    queued = []
+    monkeypatch.setattr(ready, "_redis", lambda: None)
+    monkeypatch.setattr(tasks.recs_refresh_customers, "delay", lambda *args: queued.append(args))
+    ready.enqueue_refresh_customers({"reader-2", "reader-1"})
+    ready.enqueue_refresh_customers(["reader-1"])
+    assert queued == [(["reader-1", "reader-2"],), (["reader-1"],)]
