@@ -19,7 +19,8 @@ What it does:
      customer's ready list (recommendations/ready.py, what workers keep up to date in
      production; its time is printed too, and the time to re-make 20,000 customers' lists
      from the pending set, as the worker does after their events) — how a storefront is
-     served;
+     served; then, with a real Celery worker, the time from an event's ingest to the
+     customer's list being ready again;
    - recs (ranked on request): a random customer of all --customers with the cache emptied
      first, so nearly every request ranks from scratch (one query, numpy over every item, a
      cache write): a customer whose events arrived a moment ago, before a worker re-made
@@ -240,6 +241,73 @@ def wait_ready(base: str, key: str, proc: subprocess.Popen) -> None:
     sys.exit("gunicorn did not answer")
 
 
+WORKER_LOG = Path(tempfile.gettempdir()) / "recs_serving_worker.log"
+
+
+def start_worker(database_url: str, redis_url: str) -> subprocess.Popen:
+    """A Celery worker on the default queue, where ready lists are made (its output goes to
+    WORKER_LOG)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "DJANGO_SETTINGS_MODULE": "crm.settings.base", "CELERY_TASK_ALWAYS_EAGER": "false"}
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "crm", "worker", "-Q", "default", "-c", "1",
+                             "-n", f"recs-bench-{os.getpid()}@localhost", "--purge", "--without-gossip", "--without-mingle",
+                             "-l", "warning"], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=WORKER_LOG.open("wb"), stderr=subprocess.STDOUT)
+
+
+def freshness(base: str, customers: int, database_url: str, redis_url: str, n: int = 300) -> dict:
+    """Time from a storefront's event (the ingest API's answer) to the customer's ready list
+    made again by a real worker: the window in which their requests are ranked on request.
+    One event at a time, for random customers, with the worker idle otherwise."""
+    import json
+
+    from django.core.cache import cache
+
+    from accounts.services.api_keys import api_key_create
+    from crm.celery import app
+    from recommendations.serving import customer_cache_key
+
+    from recommendations.ready import DRAIN_KEY
+
+    _key, plain = api_key_create(name="recs bench events", scopes=["events:write"])
+    worker = start_worker(database_url, redis_url)  # --purge: messages of earlier runs that had no worker
+    cache.delete(DRAIN_KEY)  # a flag of such a message would hold new drains back
+    try:
+        for _ in range(120):
+            if app.control.ping(timeout=0.5):
+                break
+        else:
+            sys.exit(f"the Celery worker did not answer a ping (see {WORKER_LOG})")
+        rnd = random.Random(5)
+        waits, missing = [], 0
+        for k in range(n):
+            ext = f"bc{rnd.randrange(customers)}"
+            body = json.dumps({"events": [{"event_id": f"fresh-{time.time_ns()}-{k}", "customer": ext, "type": "view",
+                                           "item": f"bi{rnd.randrange(1000)}",
+                                           "occurred_at": datetime.now(UTC).isoformat()}]}).encode()
+            req = urllib.request.Request(f"{base}/api/v1/events/", data=body, method="POST", headers={
+                "Authorization": f"Api-Key {plain}", "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status in (200, 201, 207), r.status
+            t0 = time.perf_counter()
+            key = customer_cache_key(ext)
+            while True:
+                entry = cache.get(key)
+                if entry and any(p.get("ready") for p in entry.values()):
+                    waits.append((time.perf_counter() - t0) * 1000)
+                    break
+                if time.perf_counter() - t0 > 10:
+                    missing += 1
+                    break
+                time.sleep(0.001)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    waits.sort()
+    return {"n": n, "p50": waits[len(waits) // 2] if waits else float("nan"),
+            "p99": waits[int(len(waits) * 0.99)] if waits else float("nan"), "missing": missing}
+
+
 # --- load ---------------------------------------------------------------------------------------
 
 LUA = """
@@ -434,6 +502,7 @@ def main() -> None:
         measure(base, plain, pool, 8, 2)
         for clients in (8, 32):
             results[(READY, clients)] = measure(base, plain, everyone, clients, args.duration)
+        fresh = freshness(base, args.customers, database_url, redis_url)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -448,6 +517,9 @@ def main() -> None:
           f"{ready['depth']} items each)")
     print(f"lists re-made after events: {drained[0]:,} customers drained from the pending set in {drained[1]:.1f} s "
           f"({drained[0] / max(drained[1], 1e-9):,.0f} customers/s, one process)")
+    print(f"after an event, the list is ready again (real worker, {fresh['n']} events one at a time): "
+          f"p50 {fresh['p50']:.1f} ms, p99 {fresh['p99']:.1f} ms from the ingest API's answer"
+          + (f"; {fresh['missing']} not within 10 s" if fresh["missing"] else ""))
     print(f"{'endpoint':<25} {'p50 @8 (ms)':>12} {'p99 @8 (ms)':>12} {'req/s @8':>10} {'req/s @32':>10} {'p50 @32':>8} "
           f"{'p99 @32':>8} {'errors':>7}")
     for name in ("ping", READY, RANKED):

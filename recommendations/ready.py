@@ -137,10 +137,9 @@ def _population():
     return Customer.objects.filter(erased_at__isnull=True, last_seen_at__gte=cutoff)
 
 
-def _refresh_chunk(ids: list[int], state: dict, now: float) -> int:
-    """Rank and store the ready lists of these customers (ids of the population); returns how
-    many were stored."""
-    externals = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "external_id"))
+def _refresh_chunk(externals: dict[int, str], state: dict, now: float) -> int:
+    """Rank and store the ready lists of these customers (pk -> external id, of the
+    population); returns how many were stored."""
     markers = [marker_key(ext) for ext in externals.values()]
     before = cache.get_many(markers)  # before the database is read: see the module docstring
     plans = {}
@@ -173,7 +172,7 @@ def _refresh_chunk(ids: list[int], state: dict, now: float) -> int:
              if after.get(marker_key(ext)) != before.get(marker_key(ext))]
     if moved:
         cache.delete_many(moved)
-    return len(entries) - len(moved)
+    return len(entries.keys() - set(moved))
 
 
 def refresh_customers(external_ids) -> int:
@@ -186,10 +185,10 @@ def refresh_customers(external_ids) -> int:
     external_ids = sorted(set(external_ids))
     stored = 0
     for start in range(0, len(external_ids), CHUNK):
-        ids = list(_population().filter(external_id__in=external_ids[start : start + CHUNK])
-                   .values_list("pk", flat=True))
-        if ids:
-            stored += _refresh_chunk(ids, state, time.time())
+        externals = dict(_population().filter(external_id__in=external_ids[start : start + CHUNK])
+                         .values_list("pk", "external_id"))
+        if externals:
+            stored += _refresh_chunk(externals, state, time.time())
     return stored
 
 
@@ -221,15 +220,15 @@ def _refresh_all_once() -> dict:
     started, t0 = timezone.now(), time.perf_counter()
     stored = customers = 0
     if serving_anything(state):
-        population = _population().order_by("pk").values_list("pk", flat=True)
+        population = _population().order_by("pk").values_list("pk", "external_id")
         last = 0
         while True:
-            ids = list(population.filter(pk__gt=last)[:CHUNK])
-            if not ids:
+            chunk = list(population.filter(pk__gt=last)[:CHUNK])
+            if not chunk:
                 break
-            last = ids[-1]
-            customers += len(ids)
-            stored += _refresh_chunk(ids, state, time.time())
+            last = chunk[-1][0]
+            customers += len(chunk)
+            stored += _refresh_chunk(dict(chunk), state, time.time())
             cache.touch(LOCK_KEY, LOCK_SECONDS)
     status = {"started": started.isoformat(), "seconds": round(time.perf_counter() - t0, 1), "customers": customers,
               "stored": stored, "version": state["version"], "depth": ready_depth()}
