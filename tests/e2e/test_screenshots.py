@@ -75,3 +75,16 @@ def test_screenshots(shop, page, login, live_server, tmp_path):
     expect(page.locator("#chart-conversion canvas, #chart-conversion svg").first).to_be_attached()
     expect(page.locator("#chart-delivery canvas, #chart-delivery svg").first).to_be_attached()
     _save(page, tmp_path, "campaign-results")
+
+    # Recommendations: the demo model and an ItemKNN model to compare it with, trained on the
+    # demo events as `make demo` trains, their holdout metrics in the chart, what serves now.
+    from recommendations.models import TrainedModel
+    from recommendations.services import recommendations_install_demo, recommender_train
+
+    recommendations_install_demo()
+    demo_model = TrainedModel.objects.get(active=True, use="customer")
+    recommender_train(algorithm="item_knn", window_days=730, holdout_days=14, as_of=demo_model.as_of)
+    page.goto(f"{live_server.url}/recommendations/")
+    expect(page.locator("#recs-metrics-chart canvas, #recs-metrics-chart svg").first).to_be_attached()
+    expect(page.locator(".model-table tbody tr")).to_have_count(2)
+    _save(page, tmp_path, "recommendations")
