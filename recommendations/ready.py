@@ -284,6 +284,8 @@ def enqueue_refresh_customers(external_ids) -> None:
     from .tasks import recs_refresh_customers
 
     try:
+        if not serving_anything(serving_state()):  # no model yet (this process's copy, seconds old at most)
+            return
         redis = _redis()
         if redis is None:
             recs_refresh_customers.delay(sorted(external_ids))

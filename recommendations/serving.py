@@ -158,14 +158,18 @@ def customer_cache_key(external_id: str, kind: str = "c") -> str:
 
 
 def invalidate_customers(external_ids) -> None:
-    """Drop the cached recommendations of these customers (two cache round trips per 1,000):
-    first their markers move, so that a ready-list refresh running now does not put back a list
-    ranked without the change (ready.py), then their entries go."""
+    """Drop the cached recommendations of these customers (one cache round trip per 1,000; two
+    with ready lists: first their markers move, so that a ready-list refresh running now does
+    not put back a list ranked without the change (ready.py), then their entries go)."""
+    from .ready import ready_enabled
+
     external_ids = list(external_ids)
+    markers = ready_enabled()
     for start in range(0, len(external_ids), 1000):
         chunk = external_ids[start : start + 1000]
-        token = secrets.token_hex(6)
-        cache.set_many({customer_cache_key(x, kind="m"): token for x in chunk}, ready_seconds())
+        if markers:
+            token = secrets.token_hex(6)
+            cache.set_many({customer_cache_key(x, kind="m"): token for x in chunk}, ready_seconds())
         cache.delete_many([customer_cache_key(x) for x in chunk])
 
 
