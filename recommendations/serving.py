@@ -1,5 +1,6 @@
 """Request-time recommendations: the customer's recent events combined with the active
-model's artefact, business filters, per-tier rules, cold-start fallbacks, reasons, cache.
+model's artefact, business filters, per-tier rules, cold-start fallbacks, cache (reasons.py
+words the reasons; ready.py ranks lists ahead with the same functions).
 
 A request reads, at most: the serving state (in-process, see model_store), the customer's
 cache entry (one Redis GET), and on a miss three indexed queries (customer, their latest
@@ -22,19 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.core.cache import cache
-from django.utils.translation import get_language
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from accounts.models import Customer, Event
 from crm.core.errors import ApplicationError, InvalidInput, NotFound
-from crm.core.translations import translated_text
 from segmentation.models import Membership
 
 from .artefacts import SECONDS_PER_DAY, History, ServingModel
 from .choices import Arm, ModelUse, TierRuleAction
 from .features import event_weights
 from .model_store import DEFAULT_CONFIG, bump_cache_generation, catalog, conf, serving_model, serving_state
+from .reasons import render_items
 
 MAX_LIMIT = 100
 STOCK_MARGIN = 20  # items ranked beyond the limit, for items that go out of stock after ranking
@@ -480,90 +478,6 @@ def rank(*, model: ServingModel, ctx: CustomerContext, config: dict, category: s
             "complete": complete}
 
 
-# --- reasons ----------------------------------------------------------------------------------
-
-# Reason templates by code (gettext_noop marks them for the catalogue; _Messages translates
-# the ones used).
-ITEM_REASONS = {
-    "bought": gettext_noop("Because you bought %(item)s"),
-    "carted": gettext_noop("Because you added %(item)s to your cart"),
-    "rated": gettext_noop("Because you rated %(item)s"),
-    "viewed": gettext_noop("Similar to %(item)s you viewed"),
-    "similar": gettext_noop("Often chosen together with %(item)s"),
-}
-
-
-MESSAGES = {
-    "an_item": gettext_noop("an item"),
-    "picked_vip": gettext_noop("Picked for VIP customers"),
-    "picked_tier": gettext_noop("Picked for %(tier)s customers"),
-    "popular_vip": gettext_noop("Popular with VIP customers"),
-    "popular_tier": gettext_noop("Popular with %(tier)s customers"),
-    "trending": gettext_noop("Trending in %(category)s"),
-    "same_category": gettext_noop("Also in %(category)s"),
-    "for_you": gettext_noop("Based on your recent activity"),
-    "popular": gettext_noop("Popular right now"),
-}
-# Translated messages by language, filled on first use: the catalogues are fixed for the life of
-# the process, and looking each message up through gettext (the active translation is a
-# context-local) cost about 20 us per item shown, cached answers included.
-_TRANSLATED: dict[str, dict[str, str]] = {}
-
-
-class _Messages:
-    """The reason messages in the active language (one language look-up per answer)."""
-
-    def __init__(self):
-        self.language = (get_language() or "").lower()
-        self._texts = _TRANSLATED.setdefault(self.language, {})
-
-    def __call__(self, msgid: str) -> str:
-        text = self._texts.get(msgid)
-        if text is None:
-            text = self._texts[msgid] = _(msgid)
-        return text
-
-
-def reason_text(code: str, arg, titles: dict[int, str], messages: _Messages | None = None) -> str:
-    t = messages or _Messages()
-    if code in ITEM_REASONS:
-        return t(ITEM_REASONS[code]) % {"item": titles.get(arg) or t(MESSAGES["an_item"])}
-    if code in ("tier_popular", "pinned"):
-        # [stored name, is_vip, the tier's translations] (entries cached before the translations
-        # were added have two elements).
-        name, vip = arg[0], arg[1]
-        name = translated_text(name, arg[2] if len(arg) > 2 else None, "name", t.language)
-        kind = "picked" if code == "pinned" else "popular"
-        return t(MESSAGES[f"{kind}_vip"]) if vip else t(MESSAGES[f"{kind}_tier"]) % {"tier": name}
-    if code in ("trending", "same_category"):
-        return t(MESSAGES[code]) % {"category": arg}
-    return t(MESSAGES["for_you" if code == "for_you" else "popular"])
-
-
-def _render(ranked: list, limit: int, *, rec_id: str) -> list[dict]:
-    cat = catalog()
-    out = []
-    titles = {}
-    for pk, score, code, arg in ranked:
-        row = cat.by_pk.get(pk)
-        if row is None or not row[3]:
-            continue
-        out.append((pk, score, code, arg, row))
-        if len(out) >= limit:
-            break
-    for _pk, _s, code, arg, _row in out:
-        if code in ITEM_REASONS and arg in cat.by_pk:
-            titles[arg] = cat.by_pk[arg][1] or cat.by_pk[arg][0]
-    items = []
-    messages = _Messages()
-    for position, (pk, score, code, arg, row) in enumerate(out, start=1):
-        ext, title, category, _avail = row
-        reason_item = cat.by_pk[arg][0] if code in ITEM_REASONS and arg in cat.by_pk else None
-        items.append({"item": ext, "title": title, "category": category, "score": score, "position": position,
-                      "reason": reason_text(code, arg, titles, messages), "reason_code": code, "reason_item": reason_item})
-    return items
-
-
 # --- entry points -----------------------------------------------------------------------------
 
 def customer_recommendations(*, external_id: str, limit: int = 10, category: str | None = None,
@@ -603,7 +517,7 @@ def customer_recommendations(*, external_id: str, limit: int = 10, category: str
         "arm": plan.arm,
         "strategy": payload["strategy"],
         "known_customer": payload["known"],
-        "items": _render(payload["ranked"], limit, rec_id=rec_id),
+        "items": render_items(payload["ranked"], limit),
     }
 
 
@@ -643,7 +557,7 @@ def similar_items(*, external_id: str, limit: int = 10) -> dict:
                     if len(ranked) >= limit:
                         break
     rec_id = rec_id_prefix(model_id) + secrets.token_hex(6)
-    return {"item": external_id, "rec_id": rec_id, "model": model_id, "items": _render(ranked, limit, rec_id=rec_id)}
+    return {"item": external_id, "rec_id": rec_id, "model": model_id, "items": render_items(ranked, limit)}
 
 
 def customer_recommendations_safe(*, external_id: str, limit: int = 10) -> dict | None:
