@@ -21,3 +21,9 @@ class RecommendationsConfig(AppConfig):
         # The serving query is prepared once per database session (serving._customer_rows).
         connection_created.connect(forget_prepared, dispatch_uid="recommendations.forget_prepared")
         register()  # the customer page's "Recommendations" section
+        from accounts.services.privacy import erase_step
+
+        from .serving import on_customer_erased
+
+        # An erased customer's lists go (a ready list would otherwise be served for two days).
+        erase_step("recommendations")(on_customer_erased)

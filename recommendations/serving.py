@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.core.cache import cache
+from django.db import transaction
 
 from accounts.models import Customer, Event
 from crm.core.errors import ApplicationError, InvalidInput, NotFound
@@ -169,6 +170,14 @@ def invalidate_customers(external_ids) -> None:
             token = secrets.token_hex(6)
             cache.set_many({customer_cache_key(x, kind="m"): token for x in chunk}, ready_seconds())
         cache.delete_many([customer_cache_key(x) for x in chunk])
+
+
+def on_customer_erased(*, customer, now, by) -> None:
+    """accounts' erase step (inside the erasure's transaction): the customer's lists go after
+    commit. Ready lists are never made again for an erased customer, and a request ranks them
+    as unknown: cold start, nothing of their history."""
+    external_id = customer.external_id
+    transaction.on_commit(lambda: invalidate_customers([external_id]))
 
 
 def on_events_stored(sender, customers, **kwargs) -> None:

@@ -243,3 +243,19 @@ def test_without_redis_each_call_queues_its_own_task(trained, seen, monkeypatch)
     ready.enqueue_refresh_customers({"reader-2", "reader-1"})
     ready.enqueue_refresh_customers(["reader-1"])
     assert queued == [(["reader-1", "reader-2"],), (["reader-1"],)]
+
+
+def test_an_erased_customer_loses_their_lists_and_gets_no_ready_list_again(trained, seen,
+                                                                          django_capture_on_commit_callbacks):
+    from accounts.services.privacy import customer_erase
+
+    ready.refresh_all()
+    assert answer("reader-3")[0][2].startswith("Because you")
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_erase(customer=Customer.objects.get(external_id="reader-3"))
+    assert entry("reader-3") is None
+    ready.refresh_all()
+    assert entry("reader-3") is None
+    data = customer_recommendations(external_id="reader-3", limit=3)
+    assert data["known_customer"] is False  # ranked as unknown: nothing of their history
+    assert not any(x["reason"].startswith("Because you") for x in data["items"])
