@@ -6,6 +6,8 @@ from datetime import datetime
 from django.db.models import Count, Prefetch
 from django.utils import timezone
 
+from crm.core.errors import ApplicationError
+
 from .choices import RunStatus
 from .models import Dimension, Membership, RecomputeRun, Tier
 
@@ -66,17 +68,24 @@ def audience_count(qs) -> int:
         return qs.count()
 
 
-def segments_with_counts() -> list:
-    """Segments with `customers` set to the size of their audience now (one COUNT each)."""
+def segments_with_counts(segments=None) -> list:
+    """Segments (all, by name, unless given: a page of them) with `customers` set to the size
+    of their audience now, one COUNT each, and `error` to "" or, for a rule that no longer
+    compiles (a tier it names was removed), the reason, with `customers` None: one broken
+    segment does not hide the others' sizes."""
     from accounts.models import Customer
 
     from .models import Segment
     from .rules import compile_rule
 
     as_of = latest_as_of()
-    segments = list(Segment.objects.order_by("name"))
+    segments = list(Segment.objects.order_by("name")) if segments is None else list(segments)
     for segment in segments:
-        segment.customers = audience_count(Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q))
+        segment.customers, segment.error = None, ""
+        try:
+            segment.customers = audience_count(Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q))
+        except ApplicationError as exc:
+            segment.error = exc.message
     return segments
 
 

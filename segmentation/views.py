@@ -23,6 +23,7 @@ from crm.core.errors import ApplicationError
 from crm.core.translations import dropped_translations_message
 from crm.core.views import StaffPermissionRequiredMixin, sorted_page
 
+from . import selectors
 from . import views_support as support
 from .choices import RunStatus
 from .forms import RecomputeForm, SegmentForm, TierForm, TierOverrideForm, apply_application_error
@@ -211,7 +212,7 @@ class SegmentListView(SegmentationPageMixin, StaffPermissionRequiredMixin, Templ
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         page, sort = sorted_page(self.request, Segment.objects.all(), SEGMENT_SORTS, "name", SEGMENTS_PER_PAGE)
-        support.segment_counts(page.object_list)
+        selectors.segments_with_counts(page.object_list)
         context.update(page_obj=page, sort=sort)
         return context
 

@@ -250,18 +250,6 @@ def rule_preview(*, rule: Any, tier: Tier | None = None, sample: int = 10) -> di
 
 
 # --- Segments ---------------------------------------------------------------------------------
-def segment_counts(segments: list[Segment]) -> list[Segment]:
-    """Set `customers` (or `error`) on each segment of a page: one COUNT each."""
-    as_of = latest_as_of()
-    for segment in segments:
-        segment.customers, segment.error = None, ""
-        try:
-            segment.customers = audience_count(Customer.objects.filter(compile_rule(segment.rule, as_of=as_of).q))
-        except Exception as exc:  # noqa: BLE001 - a rule broken by a renamed tier shows as an error, not a 500
-            segment.error = getattr(exc, "message", str(exc))
-    return segments
-
-
 # --- Customer list filters ------------------------------------------------------------------------
 def customer_filter_tier(request, value: str):
     """?tier=<dimension>:<tier> -> customers whose current membership on the dimension is that tier."""

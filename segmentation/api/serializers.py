@@ -39,4 +39,7 @@ class SegmentSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     rule = serializers.JSONField()
-    customers = serializers.IntegerField()
+    customers = serializers.IntegerField(allow_null=True, help_text="Customers the rule matches now; null when the "
+                                         "rule no longer compiles (see error).")
+    error = serializers.CharField(help_text="Empty, or why the rule no longer compiles (for example a tier it names "
+                                  "was removed).")

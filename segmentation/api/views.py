@@ -52,7 +52,8 @@ class SegmentListApi(APIView):
     @extend_schema(
         operation_id="segment_list", tags=["segmentation"], summary="Segments with their current sizes",
         description="**Scope:** `customers:read`.\n\nNamed ad-hoc audiences defined by rules, each with the number of "
-        "customers it matches now.",
+        "customers it matches now. A segment whose rule no longer compiles (a tier it names was removed) is listed "
+        "with `customers` null and `error` saying why; the others are counted all the same.",
         responses={200: SegmentSerializer(many=True), **error_responses(401, 403, 429)},
     )
     def get(self, request):

@@ -62,4 +62,16 @@ def test_segments_list_counts_matching_customers(api_client, tiered):
     Segment.objects.create(slug="big", name="Big spenders", rule={"field": "revenue_total", "op": ">=", "value": 1000})
     body = api_client.get("/api/v1/segments/").json()
     assert body == [{"slug": "big", "name": "Big spenders", "description": "",
-                     "rule": {"field": "revenue_total", "op": ">=", "value": 1000}, "customers": 1}]
+                     "rule": {"field": "revenue_total", "op": ">=", "value": 1000}, "customers": 1, "error": ""}]
+
+
+def test_a_segment_whose_rule_broke_is_listed_with_its_error_and_the_others_with_sizes(api_client, tiered):
+    """A tier named by a rule was removed after the segment was saved: the list still answers."""
+    Segment.objects.create(slug="big", name="Big spenders", rule={"field": "revenue_total", "op": ">=", "value": 1000})
+    Segment.objects.create(slug="gone", name="Gone tier", rule={"field": "tier:value", "op": "=", "value": "platinum"})
+    response = api_client.get("/api/v1/segments/")
+    assert response.status_code == 200
+    by_slug = {s["slug"]: s for s in response.json()}
+    assert by_slug["big"]["customers"] == 1 and by_slug["big"]["error"] == ""
+    assert by_slug["gone"]["customers"] is None
+    assert "platinum" in by_slug["gone"]["error"]

@@ -243,6 +243,18 @@ def test_only_operations_may_change_tiers(client, shop, role):
 
 
 # --- segments -----------------------------------------------------------------------------
+def test_the_segment_list_shows_a_broken_rule_as_an_error_and_still_counts_the_others(client, shop):
+    Segment.objects.create(slug="gone", name="Gone tier", rule={"field": "tier:value", "op": "=", "value": "platinum"})
+    Segment.objects.create(slug="all", name="Everyone", rule={"field": "orders_total", "op": ">=", "value": 0})
+    login(client, OPERATIONS)
+    response = client.get(reverse("segmentation:segment-list"))
+    assert response.status_code == 200
+    segments = {s.slug: s for s in response.context["page_obj"].object_list}
+    assert segments["gone"].customers is None and "platinum" in segments["gone"].error
+    assert segments["all"].customers > 0 and segments["all"].error == ""
+    assert "rule error" in response.content.decode()
+
+
 def test_segments_can_be_created_edited_listed_and_deleted(client, shop):
     login(client, OPERATIONS)
     rule = {"all": [{"field": "orders_total", "op": ">=", "value": 5}]}
