@@ -269,7 +269,7 @@ def run_bench(args, base_max: int) -> None:
     with step("warm-up scan of the events"):
         timed_select(["SELECT COUNT(*), MAX(occurred_at) FROM accounts_event"])
 
-    # The engine runs without JIT (see engine._session_tuning); the baseline is timed both ways
+    # The engine runs without JIT (see engine.sql._session_tuning); the baseline is timed both ways
     # and the ratio taken against the faster, so the engine's setting is not an advantage.
     with_jit = timed_select(baseline_sql(settings.SEGMENTATION_WORK_MEM, jit=True))
     without_jit = timed_select(baseline_sql(settings.SEGMENTATION_WORK_MEM, jit=False))

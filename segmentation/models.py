@@ -3,7 +3,7 @@ recompute runs and trained predictive models.
 
 Every customer has exactly one tier per dimension: the first tier (by `order`) whose rule
 matches, else the dimension's fallback tier. Tier assignment is set-based SQL in
-segmentation/engine.py; nothing here loops over customers.
+segmentation/engine/; nothing here loops over customers.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class CustomerFeatures(models.Model):
     """One row of computed features per customer, as of `as_of`. Written only by the engine."""
 
     # No database check on the customer key, as for memberships: a full run writes every row
-    # from a join with customers into a fresh table (engine._replace_features_table), and
+    # from a join with customers into a fresh table (engine.features._replace_features_table), and
     # checking a million keys again cost most of a second. Deleting a customer still deletes
     # their features (Django's on_delete); one deleted during a full run's few seconds of
     # writing leaves a row no customer joins to, gone at the next full run.

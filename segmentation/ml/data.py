@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
 from .. import engine
+from ..engine import sql as engine_sql
 
 
 @dataclass
@@ -52,16 +53,16 @@ def feature_frame(*, as_of: datetime, fields: list[str], sample_every: int = 1) 
     sample = f"AND b.customer_id % {int(sample_every)} = 0" if sample_every > 1 else ""
     sql = f"""SELECT b.customer_id, {inputs}
                 FROM {{scored}} b
-               WHERE (b.last_activity_at IS NOT NULL OR b.joined_at <= {engine._param_ts('as_of')}) {sample}
+               WHERE (b.last_activity_at IS NOT NULL OR b.joined_at <= {engine_sql._param_ts('as_of')}) {sample}
                ORDER BY b.customer_id"""
     with transaction.atomic():
-        engine._session_tuning()
+        engine_sql._session_tuning()
         engine.build_base(as_of=as_of, subset=False)
         scored, params = engine.scored_base_sql(engine.build_scores_full(as_of=as_of))
         with connection.cursor() as cur:
-            cur.execute(sql.replace("{scored}", scored), {"as_of": engine._ts(as_of), **params})
+            cur.execute(sql.replace("{scored}", scored), {"as_of": engine_sql._ts(as_of), **params})
             rows = cur.fetchall()
-        engine._drop_temp("seg_base")
+        engine_sql._drop_temp("seg_base")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     raw = _floats([r[1:] for r in rows], len(fields))
     return FeatureFrame(as_of=as_of, ids=ids, fields=list(fields), raw=raw)
@@ -85,12 +86,12 @@ def window_outcomes(*, ids: np.ndarray, start: datetime, end: datetime) -> tuple
     """Orders and revenue (purchases minus refunds) per customer in (start, end], aligned to ids."""
     sql = f"""SELECT customer_id, COUNT(*) FILTER (WHERE type = 'purchase'),
                      COALESCE(SUM(amount) FILTER (WHERE type IN ('purchase', 'refund')), 0)
-                FROM {engine.EVENT_TABLE}
-               WHERE occurred_at > {engine._param_ts('start')} AND occurred_at <= {engine._param_ts('end')}
+                FROM {engine_sql.EVENT_TABLE}
+               WHERE occurred_at > {engine_sql._param_ts('start')} AND occurred_at <= {engine_sql._param_ts('end')}
                  AND type IN ('purchase', 'refund')
                GROUP BY customer_id"""
     with connection.cursor() as cur:
-        cur.execute(sql, {"start": engine._ts(start), "end": engine._ts(end)})
+        cur.execute(sql, {"start": engine_sql._ts(start), "end": engine_sql._ts(end)})
         rows = cur.fetchall()
     keys = np.array([r[0] for r in rows], dtype=np.int64)
     orders = _align(ids, keys, np.array([float(r[1]) for r in rows]))
@@ -117,12 +118,12 @@ class RepeatSummary:
 
 def repeat_summary(*, end: datetime) -> RepeatSummary:
     """One statement groups purchases by customer and day; the rest is numpy."""
-    day = engine._day("occurred_at")
-    sql = f"""SELECT customer_id, {day} AS d, SUM(amount) FROM {engine.EVENT_TABLE}
-               WHERE type = 'purchase' AND occurred_at <= {engine._param_ts('end')}
+    day = engine_sql._day("occurred_at")
+    sql = f"""SELECT customer_id, {day} AS d, SUM(amount) FROM {engine_sql.EVENT_TABLE}
+               WHERE type = 'purchase' AND occurred_at <= {engine_sql._param_ts('end')}
                GROUP BY customer_id, {day} ORDER BY customer_id, d"""
     with connection.cursor() as cur:
-        cur.execute(sql, {"end": engine._ts(end)})
+        cur.execute(sql, {"end": engine_sql._ts(end)})
         rows = cur.fetchall()
     if not rows:
         empty = np.zeros(0)
@@ -147,7 +148,7 @@ def repeat_summary(*, end: datetime) -> RepeatSummary:
 def event_span() -> tuple[datetime | None, datetime | None]:
     """First and last event time in the database."""
     with connection.cursor() as cur:
-        cur.execute(f"SELECT MIN(occurred_at), MAX(occurred_at) FROM {engine.EVENT_TABLE}")
+        cur.execute(f"SELECT MIN(occurred_at), MAX(occurred_at) FROM {engine_sql.EVENT_TABLE}")
         lo, hi = cur.fetchone()
     if isinstance(lo, str):  # SQLite returns text for aggregates
         lo, hi = (parse_datetime(v) if v else None for v in (lo, hi))

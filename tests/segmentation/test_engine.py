@@ -416,6 +416,7 @@ def test_rfm_scores_from_bounds_equal_percent_rank_in_fifths(buyers):
     from django.db import connection, transaction
 
     from segmentation import engine
+    from segmentation.engine import sql as engine_sql
 
     rng = random.Random(buyers)
     start = datetime(2025, 1, 1, tzinfo=UTC)
@@ -424,16 +425,16 @@ def test_rfm_scores_from_bounds_equal_percent_rank_in_fifths(buyers):
             for i in range(1, buyers + 1)]
     rows.append((buyers + 1, None, 0, Decimal("0")))  # no purchase: no scores
     with transaction.atomic():
-        engine._drop_temp("seg_base")
-        engine._exec("CREATE TEMP TABLE seg_base (customer_id bigint, last_purchase_at timestamp with time zone, "
+        engine_sql._drop_temp("seg_base")
+        engine_sql._exec("CREATE TEMP TABLE seg_base (customer_id bigint, last_purchase_at timestamp with time zone, "
                      "orders_total integer, revenue_total numeric(12, 2))")
         with connection.cursor() as cur:
             cur.executemany("INSERT INTO seg_base VALUES (%s, %s, %s, %s)",
-                            [(i, engine._ts(t) if t else None, f, m) for i, t, f, m in rows])
+                            [(i, engine_sql._ts(t) if t else None, f, m) for i, t, f, m in rows])
         bounds = engine.build_scores_full(as_of=AS_OF)
         scored, params = engine.scored_base_sql(bounds)  # this run's bounds
         again, again_params = engine.scored_base_sql(bounds.stored)  # as recorded, for incremental runs
-        params, again_params = {"as_of": engine._ts(AS_OF), **params}, {"as_of": engine._ts(AS_OF), **again_params}
+        params, again_params = {"as_of": engine_sql._ts(AS_OF), **params}, {"as_of": engine_sql._ts(AS_OF), **again_params}
         rank = {col: f"MIN(5, 1 + CAST(FLOOR(5 * PERCENT_RANK() OVER (ORDER BY {col})) AS INTEGER))"
                 for col in ("last_purchase_at", "orders_total", "revenue_total")}
         if connection.vendor == "postgresql":
@@ -448,7 +449,7 @@ def test_rfm_scores_from_bounds_equal_percent_rank_in_fifths(buyers):
             cur.execute(f"""SELECT customer_id, {rank['last_purchase_at']}, {rank['orders_total']}, {rank['revenue_total']}
                               FROM seg_base WHERE orders_total > 0 ORDER BY customer_id""")
             expected = cur.fetchall() + [(buyers + 1, None, None, None)]
-        engine._drop_temp("seg_base")
+        engine_sql._drop_temp("seg_base")
     assert got == expected
     assert got_again == expected
     assert {s for _, *scores in got[:-1] for s in scores} <= {1, 2, 3, 4, 5}
@@ -460,6 +461,7 @@ def test_plan_settings_apply_inside_and_are_restored_after_and_an_error_inside_p
     from django.db import DatabaseError, connection, transaction
 
     from segmentation import engine
+    from segmentation.engine import sql as engine_sql
 
     if connection.vendor != "postgresql":
         pytest.skip("planner settings exist on PostgreSQL only")
@@ -476,7 +478,7 @@ def test_plan_settings_apply_inside_and_are_restored_after_and_an_error_inside_p
         assert setting() == before
         with pytest.raises(DatabaseError, match="no_such_table"):
             with transaction.atomic(), engine.plan_settings(enable_hashagg="off"):
-                engine._exec("SELECT * FROM no_such_table")
+                engine_sql._exec("SELECT * FROM no_such_table")
         assert setting() == before
 
 
@@ -518,12 +520,13 @@ def test_a_full_run_on_postgresql_swaps_in_a_features_table_identical_in_structu
 def test_a_first_run_loads_memberships_and_history_in_bulk_and_rebuilds_their_indexes(monkeypatch):
     """With more tier changes than the tables hold (a first run), the memberships and the tier
     history are written with their secondary indexes dropped and built again after
-    (engine._bulk_load): the indexes and the unique constraint are the migrations' again, one
+    (engine.sql._bulk_load): the indexes and the unique constraint are the migrations' again, one
     membership per (customer, dimension) is still enforced, and the tiers are those of the
     row-by-row path."""
     from django.db import IntegrityError, connection, transaction
 
-    from segmentation import engine
+    from segmentation.engine import sql as engine_sql
+    from segmentation.engine import tiers as engine_tiers
 
     if connection.vendor != "postgresql":
         pytest.skip("the bulk load is PostgreSQL's path for many changes")
@@ -541,11 +544,11 @@ def test_a_first_run_loads_memberships_and_history_in_bulk_and_rebuilds_their_in
     _reference_histories()
     before = indexes()
     dropped = []
-    real_exec = engine._exec
-    monkeypatch.setattr(engine, "_exec", lambda sql, params=None: (
+    real_exec = engine_sql._exec
+    monkeypatch.setattr(engine_sql, "_exec", lambda sql, params=None: (
         dropped.append(sql) if sql.startswith(("DROP INDEX", "ALTER TABLE segmentation_membership DROP")) else None,
         real_exec(sql, params))[1])
-    monkeypatch.setattr(engine, "FEW_CHANGES", 0)  # every run counts as many changes
+    monkeypatch.setattr(engine_tiers, "FEW_CHANGES", 0)  # every run counts as many changes
     recompute(AS_OF)
     assert len(dropped) == 3 + 3  # tier history: 3 secondary indexes; memberships: 2 and the unique key
     bulk = all_tiers()

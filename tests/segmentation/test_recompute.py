@@ -41,7 +41,7 @@ def test_incremental_after_new_events_and_time_passing_equals_a_full_run(monkeyp
     With no look-back margin on event ids, only those customers are; the default margin
     (for ids committed out of order) takes in every customer of this small shop.
     """
-    monkeypatch.setattr(engine, "HIGH_WATER_MARGIN", margin)
+    monkeypatch.setattr(engine.incremental, "HIGH_WATER_MARGIN", margin)
     monkeypatch.setattr(engine, "SMALL_SUBSET", small_subset)  # both plans of an incremental run
     _shop()
     recompute(AS_OF)
@@ -76,7 +76,7 @@ def test_incremental_finds_last_and_first_purchases_crossing_a_rules_day_count(m
     from segmentation.choices import DimensionKind
     from segmentation.models import Dimension, Tier
 
-    monkeypatch.setattr(engine, "HIGH_WATER_MARGIN", 0)
+    monkeypatch.setattr(engine.incremental, "HIGH_WATER_MARGIN", 0)
     monkeypatch.setattr(engine, "SMALL_SUBSET", small_subset)
     for slug, field, days in (("buying", "recency_days", 45), ("tenure", "tenure_days", 50)):
         dim = Dimension.objects.create(slug=slug, name=slug.title(), kind=DimensionKind.RULES, order=9)
