@@ -38,10 +38,11 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Customer
+from crm.core.redis import raw_redis
 
 from .model_store import catalog, conf, forget_serving_state, serving_model, serving_state
-from .serving import (NoActiveModel, context_from_rows, context_sql_parts, customer_cache_key, rank, ready_seconds,
-                      serving_plan, signature)
+from .serving import (NoActiveModel, context_from_rows, context_sql_parts, customer_cache_key, marker_key, rank,
+                      ready_seconds, serving_plan, signature)
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +61,6 @@ def ready_enabled() -> bool:
 
 def ready_depth() -> int:
     return max(1, int(conf("RECS_READY_DEPTH", 40)))
-
-
-def marker_key(external_id: str) -> str:
-    return customer_cache_key(external_id, kind="m")
 
 
 def serving_anything(state: dict) -> bool:
@@ -265,12 +262,6 @@ def enqueue_refresh_all() -> None:
         logger.exception("recs_ready_enqueue_failed scope=all")
 
 
-def _redis():
-    """The raw Redis client under django-redis, else None (the local-memory cache of tests)."""
-    client = getattr(cache, "client", None)
-    return client.get_client(write=True) if client is not None and hasattr(client, "get_client") else None
-
-
 def enqueue_refresh_customers(external_ids) -> None:
     """Ask a worker to re-make these customers' lists.
 
@@ -286,7 +277,7 @@ def enqueue_refresh_customers(external_ids) -> None:
     try:
         if not serving_anything(serving_state()):  # no model yet (this process's copy, seconds old at most)
             return
-        redis = _redis()
+        redis = raw_redis()
         if redis is None:
             recs_refresh_customers.delay(sorted(external_ids))
             return
@@ -304,7 +295,7 @@ def drain_pending() -> int:
     """The drain task: re-make the lists of the pending customers until none is left; returns
     how many lists it stored. The flag goes before the last look at the set, so a customer
     added meanwhile is either seen here or queues a new drain."""
-    redis = _redis()
+    redis = raw_redis()
     if redis is None:
         return 0
     pending, flag = cache.make_key(PENDING_KEY), cache.make_key(DRAIN_KEY)

@@ -156,6 +156,11 @@ def customer_cache_key(external_id: str, kind: str = "c") -> str:
     return f"recs:{kind}#" + hashlib.sha1(external_id.encode()).hexdigest()
 
 
+def marker_key(external_id: str) -> str:
+    """The customer's ready-list marker (see invalidate_customers and ready.py)."""
+    return customer_cache_key(external_id, kind="m")
+
+
 def invalidate_customers(external_ids) -> None:
     """Drop the cached recommendations of these customers (one cache round trip per 1,000; two
     with ready lists: first their markers move, so that a ready-list refresh running now does
@@ -168,7 +173,7 @@ def invalidate_customers(external_ids) -> None:
         chunk = external_ids[start : start + 1000]
         if markers:
             token = secrets.token_hex(6)
-            cache.set_many({customer_cache_key(x, kind="m"): token for x in chunk}, ready_seconds())
+            cache.set_many({marker_key(x): token for x in chunk}, ready_seconds())
         cache.delete_many([customer_cache_key(x) for x in chunk])
 
 
@@ -180,13 +185,18 @@ def on_customer_erased(*, customer, now, by) -> None:
     transaction.on_commit(lambda: invalidate_customers([external_id]))
 
 
-def on_events_stored(sender, customers, **kwargs) -> None:
-    """accounts' events_stored receiver (after commit): the customers' lists go now, and their
-    ready lists are made again by a worker."""
+def customers_changed(external_ids) -> None:
+    """These customers' history or tiers changed (after commit): their lists go now, and a
+    worker makes their ready lists again."""
     from .ready import enqueue_refresh_customers
 
-    invalidate_customers(customers)
-    enqueue_refresh_customers(customers)
+    invalidate_customers(external_ids)
+    enqueue_refresh_customers(external_ids)
+
+
+def on_events_stored(sender, customers, **kwargs) -> None:
+    """accounts' events_stored receiver (after commit)."""
+    customers_changed(customers)
 
 
 # Up to this many tier changes in one run, their customers' entries are dropped one by one;
@@ -208,11 +218,7 @@ def on_tiers_changed(sender=None, changes=None, **kwargs) -> None:
     if len(sample) > TIER_INVALIDATE_ONE_BY_ONE:
         bump_cache_generation()
         return
-    from .ready import enqueue_refresh_customers
-
-    external_ids = list(Customer.objects.filter(pk__in=set(sample)).values_list("external_id", flat=True))
-    invalidate_customers(external_ids)
-    enqueue_refresh_customers(external_ids)
+    customers_changed(list(Customer.objects.filter(pk__in=set(sample)).values_list("external_id", flat=True)))
 
 
 # --- the customer's side ----------------------------------------------------------------------

@@ -20,6 +20,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
+from crm.core.redis import raw_redis
+
 from ..models import ApiKey
 from ..services.api_keys import api_key_verify_cached
 
@@ -103,9 +105,9 @@ class HasScope(permissions.BasePermission):
 
 def _count(current: str, previous: str, expires: int) -> tuple[int, int]:
     """Add one to the `current` window's counter; return it and the `previous` window's count."""
-    client = getattr(cache, "client", None)
-    if client is not None and hasattr(client, "get_client"):  # django-redis: one pipelined round trip
-        pipe = client.get_client(write=True).pipeline(transaction=False)
+    redis = raw_redis()
+    if redis is not None:  # one pipelined round trip
+        pipe = redis.pipeline(transaction=False)
         pipe.incr(cache.make_key(current))
         pipe.expire(cache.make_key(current), expires)
         pipe.get(cache.make_key(previous))
@@ -121,9 +123,9 @@ def _count(current: str, previous: str, expires: int) -> tuple[int, int]:
 
 
 def _uncount(current: str) -> None:
-    client = getattr(cache, "client", None)
-    if client is not None and hasattr(client, "get_client"):
-        client.get_client(write=True).decr(cache.make_key(current))
+    redis = raw_redis()
+    if redis is not None:
+        redis.decr(cache.make_key(current))
         return
     try:
         cache.decr(current)

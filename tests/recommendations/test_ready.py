@@ -216,7 +216,7 @@ def test_the_models_page_says_when_ready_lists_are_off(admin_client, trained, se
 def test_customers_waiting_for_their_lists_share_one_queued_task_on_redis(trained, seen, monkeypatch):
     """However many ingest calls there are, one drain task is queued at a time; it takes every
     customer who joined the pending set until it is empty, and the next event queues a new one."""
-    if ready._redis() is None:
+    if ready.raw_redis() is None:
         pytest.skip("the pending set needs Redis (REDIS_URL); without it each call queues its own task")
     from recommendations import tasks
 
@@ -229,7 +229,7 @@ def test_customers_waiting_for_their_lists_share_one_queued_task_on_redis(traine
     assert entry("reader-1") is None
     assert ready.drain_pending() == 3
     assert all(entry(c) for c in ("reader-1", "reader-2", "runner-3"))
-    assert ready._redis().scard(cache.make_key(ready.PENDING_KEY)) == 0
+    assert ready.raw_redis().scard(cache.make_key(ready.PENDING_KEY)) == 0
     ready.enqueue_refresh_customers(["reader-5"])
     assert queued == [(), ()]  # the drain ended: a new event queues a new one
 
@@ -238,7 +238,7 @@ def test_without_redis_each_call_queues_its_own_task(trained, seen, monkeypatch)
     from recommendations import tasks
 
     queued = []
-    monkeypatch.setattr(ready, "_redis", lambda: None)
+    monkeypatch.setattr(ready, "raw_redis", lambda: None)
     monkeypatch.setattr(tasks.recs_refresh_customers, "delay", lambda *args: queued.append(args))
     ready.enqueue_refresh_customers({"reader-2", "reader-1"})
     ready.enqueue_refresh_customers(["reader-1"])

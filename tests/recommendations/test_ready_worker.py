@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
